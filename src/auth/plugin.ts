@@ -1,0 +1,91 @@
+import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Config } from '../config.js'
+import { problem } from '../errors.js'
+import { callerFrom, type Caller } from './claims.js'
+import { createJwksStore, type JwtHeader } from './jwks.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Verifies the bearer token and returns the caller; throws the matching problem. */
+    authenticate: (request: FastifyRequest) => Promise<Caller>
+    /** True once token keys are usable (always, except while a JWKS has never loaded). */
+    signingKeysReady: () => Promise<boolean>
+  }
+}
+
+/** RFC 6750 bearer credentials; the scheme is case-insensitive (RFC 9110). */
+const BEARER = /^Bearer ([^\s]+)$/i
+/** Longer tokens are refused before any decoding or crypto. */
+export const MAX_TOKEN_BYTES = 8192
+
+function bearerToken (request: FastifyRequest): string {
+  const raw = request.raw.rawHeaders
+  let count = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).length === 13 && (raw[i] as string).toLowerCase() === 'authorization') count++
+  }
+  if (count > 1) throw problem('invalid_request', 'Send exactly one Authorization header.')
+  const header = request.headers.authorization
+  const match = header === undefined ? null : BEARER.exec(header)
+  if (match === null) {
+    throw problem('missing_token', 'Send your organisation\'s token as Authorization: Bearer <token>.', {
+      headers: { 'www-authenticate': 'Bearer' }
+    })
+  }
+  const token = match[1] as string
+  if (token.length > MAX_TOKEN_BYTES) {
+    throw problem('invalid_token', 'The token is larger than 8 KiB.', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
+  }
+  return token
+}
+
+async function auth (fastify: FastifyInstance, { config }: { config: Config }): Promise<void> {
+  const { verification, issuer, audience, clockToleranceS, maxAgeS, rolesClaim, orgClaim } = config.jwt
+  const requiredClaims = ['exp']
+  if (issuer !== undefined) requiredClaims.push('iss')
+  if (audience !== undefined) requiredClaims.push('aud')
+  const verify = {
+    algorithms: verification.algorithms,
+    allowedIss: issuer,
+    allowedAud: audience,
+    clockTolerance: clockToleranceS * 1000,
+    requiredClaims,
+    cache: false
+  }
+
+  let signingKeysReady = async () => true
+  let jwtOptions: FastifyJWTOptions
+  if (verification.kind === 'jwks') {
+    const store = createJwksStore({ url: verification.url, algorithms: verification.algorithms, log: fastify.log })
+    // Keys are fetched at start, without delaying it: an IdP that is down only makes /readyz say so.
+    void store.warm()
+    fastify.addHook('onClose', async () => { store.close() })
+    signingKeysReady = store.ensureLoaded
+    jwtOptions = {
+      secret: async (_request: FastifyRequest, token: { header: JwtHeader }) => await store.keyFor(token.header),
+      decode: { complete: true },
+      verify
+    } as unknown as FastifyJWTOptions
+  } else {
+    jwtOptions = {
+      secret: verification.kind === 'secret' ? verification.secret : { public: verification.pem },
+      verify
+    } as FastifyJWTOptions
+  }
+  await fastify.register(fastifyJwt, jwtOptions)
+
+  const rules = { clockToleranceS, maxAgeS, rolesPath: rolesClaim.split('.'), orgPath: orgClaim.split('.') }
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest): Promise<Caller> {
+    bearerToken(request)
+    const payload: unknown = await request.jwtVerify()
+    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+      throw problem('invalid_token', 'The token payload must be a JSON object.')
+    }
+    return callerFrom(payload as Record<string, unknown>, rules)
+  })
+  fastify.decorate('signingKeysReady', signingKeysReady)
+}
+
+export default fp(auth, { name: 'auth', fastify: '5.x' })

@@ -1,0 +1,91 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { GatewayError, problem, problemBody } from './errors.js'
+
+const JWT_EXPIRED_CODES = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED'])
+
+type ForeignError = FastifyError & { name?: string }
+
+/** Which body field failed validation decides between invalid_user_id and invalid_body. */
+function fromValidation (error: ForeignError): GatewayError {
+  const first = error.validation?.[0]
+  if (error.validationContext === 'params') {
+    return problem('invalid_room', 'The room must be a room ID (!opaque:server) or an alias (#name:server, sent as %23name:server).')
+  }
+  if (first?.instancePath === '/user_id' && first.keyword === 'format') {
+    return problem('invalid_user_id', 'user_id must be a Matrix user ID such as @alice:example.com.')
+  }
+  if (first?.keyword === 'additionalProperties') {
+    const field = String((first.params as { additionalProperty?: unknown }).additionalProperty).slice(0, 64)
+    return problem('invalid_body', `Unknown field "${field}": the body takes only user_id.`)
+  }
+  return problem('invalid_body', 'The body must be a JSON object with a string user_id, e.g. {"user_id": "@alice:example.com"}.')
+}
+
+/** Turns anything thrown inside the app, Fastify's and plugins' errors included, into our problem. */
+export function toGatewayError (error: ForeignError): GatewayError {
+  if (error instanceof GatewayError) return error
+  if (error.validation !== undefined) return fromValidation(error)
+  const code = error.code ?? ''
+  if (JWT_EXPIRED_CODES.has(code)) {
+    return problem('token_expired', 'The token has expired: get a new one from your identity provider.', {
+      headers: { 'www-authenticate': 'Bearer error="invalid_token", error_description="The token has expired"' }
+    })
+  }
+  if (code.startsWith('FST_JWT_') || code.startsWith('FAST_JWT_') || error.name === 'TokenError') {
+    return problem('invalid_token', 'The token is malformed, not signed by a trusted key, or its claims are not acceptable.', {
+      headers: { 'www-authenticate': 'Bearer error="invalid_token"' }
+    })
+  }
+  switch (code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE':
+      return problem('unsupported_media_type', 'Send the body as JSON with Content-Type: application/json (curl --json \'{"user_id": "@alice:example.com"}\').')
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return problem('payload_too_large', 'The body is larger than this API accepts (4 KiB).')
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return problem('invalid_body', 'The body is empty; send {"user_id": "@alice:example.com"}.')
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return problem('invalid_request', 'The Content-Length header does not match the body.')
+  }
+  if (error.statusCode === 400 && (error.name === 'SyntaxError' || code === 'FST_ERR_CTP_INVALID_JSON_BODY')) {
+    return problem('invalid_body', 'The body is not valid JSON.')
+  }
+  if (error.statusCode === 413) return problem('payload_too_large', 'The request is larger than this API accepts.')
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+    return problem('invalid_request', 'The request is malformed.')
+  }
+  return problem('internal_error', 'An unexpected error occurred; the request ID helps the operator find it in the logs.')
+}
+
+export function sendProblem (reply: FastifyReply, error: GatewayError): FastifyReply {
+  if (error.headers !== undefined) reply.headers(error.headers)
+  if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS))
+  return reply
+    .code(error.statusCode as number)
+    .type('application/problem+json')
+    .send(problemBody(error, reply.request.id))
+}
+
+async function errorHandler (fastify: FastifyInstance): Promise<void> {
+  fastify.setErrorHandler(function handle (error: ForeignError, request: FastifyRequest, reply: FastifyReply) {
+    const gatewayError = toGatewayError(error)
+    if (gatewayError.problem === 'internal_error') {
+      request.log.error({ err: error }, 'unexpected error')
+    } else if (gatewayError.problem === 'upstream_auth_failed') {
+      request.log.error('Synapse rejected the admin token: set SYNAPSE_ADMIN_TOKEN to a valid server admin token')
+    }
+    request.gatewayError = gatewayError
+    return sendProblem(reply, gatewayError)
+  })
+
+  fastify.setNotFoundHandler(function notFound (request, reply) {
+    const path = request.url.split('?', 1)[0] ?? ''
+    const hint = /^\/v1\/rooms\/?(\/members)?$/.test(path)
+      ? ' The room is missing: an alias must be sent with # encoded as %23, e.g. /v1/rooms/%23help:example.com/members.'
+      : ''
+    return sendProblem(reply, problem('not_found', `No route ${request.method} ${path.slice(0, 200)}.${hint}`))
+  })
+}
+
+export default fp(errorHandler, { name: 'error-handler', fastify: '5.x' })

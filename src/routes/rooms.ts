@@ -1,0 +1,148 @@
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import type { AuditLog, AuditUpstream } from '../audit.js'
+import { authorize, type Caller } from '../auth/claims.js'
+import type { Config } from '../config.js'
+import { problem, type GatewayError } from '../errors.js'
+import { serverOf } from '../matrix-ids.js'
+import { callFailure, joinAnswer, lookedUpUser, resolvedRoomId } from '../synapse/answers.js'
+import { SynapseCallError, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
+import { JoinBody, JoinResult, Problem, RoomParams } from '../schemas.js'
+
+/** What one action request did, gathered as it goes and written as its audit entry. */
+interface Attempt {
+  actor: Caller | null
+  roomId: string | undefined
+  upstream: AuditUpstream | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    attempt: Attempt
+    gatewayError: GatewayError | undefined
+  }
+  interface FastifyContextConfig {
+    /** The action a route performs: it decides which roles may call it. */
+    scope?: 'room.join'
+  }
+}
+
+const MAX_AUDITED_TEXT = 512
+const auditedText = (value: unknown): string | null => typeof value === 'string' ? value.slice(0, MAX_AUDITED_TEXT) : null
+
+export interface RoomRoutesOptions { config: Config, synapse: SynapseClient, audit: AuditLog }
+
+export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (fastify, { config, synapse, audit }) => {
+  const rolesByScope = { 'room.join': config.joinRoles }
+  const { serverName } = config.synapse
+
+  fastify.decorateRequest('attempt', null as unknown as Attempt)
+
+  fastify.addHook('onRequest', async (request) => {
+    request.attempt = { actor: null, roomId: undefined, upstream: undefined }
+    const caller = await fastify.authenticate(request)
+    request.attempt.actor = caller
+    const scope = request.routeOptions.config.scope
+    authorize(caller, config.allowedOrgs, scope === undefined ? [] : rolesByScope[scope])
+  })
+
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    const error = request.gatewayError
+    const body = request.body as { user_id?: unknown } | undefined
+    const params = request.params as { roomIdOrAlias?: unknown }
+    audit.record({
+      request_id: request.id,
+      action: request.routeOptions.config.scope ?? 'unknown',
+      outcome: error === undefined ? 'success' : error.outcome,
+      status: reply.statusCode,
+      ...(error === undefined ? {} : { code: error.problem }),
+      actor: request.attempt.actor,
+      target: {
+        room: auditedText(params.roomIdOrAlias),
+        user_id: auditedText(typeof body === 'object' && body !== null ? body.user_id : undefined),
+        ...(request.attempt.roomId === undefined ? {} : { room_id: request.attempt.roomId })
+      },
+      client: { ip: request.ip, user_agent: auditedText(request.headers['user-agent']) },
+      ...(request.attempt.upstream === undefined ? {} : { upstream: request.attempt.upstream }),
+      duration_ms: Math.round(reply.elapsedTime * 10) / 10
+    })
+    return payload
+  })
+
+  await fastify.register(rateLimit, {
+    global: false,
+    // After authentication, so the limit is per caller (sub) and counts only real callers.
+    hook: 'preParsing',
+    max: config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    keyGenerator: (request) => request.attempt.actor?.sub ?? request.ip,
+    addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
+    addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': false },
+    errorResponseBuilder: (_request, context) => problem('rate_limited', `Too many requests from this caller (${context.max} a minute); retry later.`, {
+      retryAfterS: Math.max(1, Math.ceil(context.ttl / 1000))
+    })
+  })
+
+  /** Calls Synapse, remembers what it answered for the audit entry, and names failures. */
+  async function track (request: FastifyRequest, call: string, mayHaveActed: boolean, send: () => Promise<SynapseResponse>): Promise<SynapseResponse> {
+    const before = request.attempt.upstream?.duration_ms ?? 0
+    try {
+      const response = await send()
+      const errcode = (response.json as { errcode?: unknown } | undefined)?.errcode
+      request.attempt.upstream = {
+        call,
+        status: response.status,
+        matrix_errcode: typeof errcode === 'string' ? errcode.slice(0, 64) : null,
+        duration_ms: before + response.durationMs
+      }
+      return response
+    } catch (error) {
+      if (!(error instanceof SynapseCallError)) throw error
+      request.attempt.upstream = { call, status: null, matrix_errcode: null, duration_ms: before + error.durationMs }
+      if (error.kind !== 'unavailable') request.log.warn({ call, kind: error.kind }, 'Synapse call failed')
+      throw callFailure(error, mayHaveActed)
+    }
+  }
+
+  fastify.post('/v1/rooms/:roomIdOrAlias/members', {
+    config: { scope: 'room.join', rateLimit: {} },
+    bodyLimit: 4096,
+    schema: {
+      summary: 'Join a local user to a room',
+      params: RoomParams,
+      body: JoinBody,
+      response: { 200: JoinResult, '4xx': Problem, '5xx': Problem }
+    }
+  }, async (request) => {
+    const room = request.params.roomIdOrAlias
+    const userId = request.body.user_id
+    if (serverOf(userId) !== serverName) {
+      throw problem('user_not_local', `Only users of this homeserver (${serverName}) can be joined.`)
+    }
+    if (room.startsWith('#') && !config.allowRemoteRooms && serverOf(room) !== serverName) {
+      throw problem('room_not_local', `Only aliases of this homeserver (${serverName}) are accepted; use the room ID instead.`)
+    }
+    if (!audit.available) {
+      throw problem('audit_unavailable', 'The audit log cannot be written, so no action is performed; the operator must fix it.', { retryAfterS: 5 })
+    }
+
+    // Synapse would join a deactivated user without complaint: look the user up first.
+    const user = lookedUpUser(await track(request, 'user_lookup', false, async () => await synapse.lookupUser(userId)))
+    if (user.deactivated) {
+      throw problem('user_deactivated', 'The user\'s account is deactivated; reactivate it in Synapse first.')
+    }
+
+    const answer = joinAnswer(await track(request, 'join', true, async () => await synapse.join(room, userId)), userId)
+    let roomId = answer.roomId ?? (room.startsWith('!') ? room : undefined)
+    if (roomId === undefined) {
+      // Synapse's "already in the room" answer names no room: resolve the alias ourselves.
+      roomId = resolvedRoomId(await track(request, 'directory', false, async () => await synapse.resolveAlias(room)))
+      if (roomId === undefined) {
+        throw problem('upstream_error', 'The user is in the room, but Synapse did not resolve the alias to a room ID.')
+      }
+    }
+    request.attempt.roomId = roomId
+    return { room_id: roomId, user_id: userId }
+  })
+}

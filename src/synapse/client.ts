@@ -1,0 +1,118 @@
+import { Pool, type Dispatcher } from 'undici'
+
+export interface SynapseResponse {
+  status: number
+  /** The parsed JSON body; undefined when the body was not JSON. */
+  json: unknown
+  /** Seconds from a Retry-After header, when Synapse sent one. */
+  retryAfterS: number | undefined
+  durationMs: number
+}
+
+/**
+ * Why a call got no usable answer. `sent` tells whether Synapse may have received the request
+ * (and so may have acted): only connection failures before any byte left are `sent: false`.
+ */
+export type SynapseFailureKind = 'unavailable' | 'timeout' | 'broken'
+export class SynapseCallError extends Error {
+  constructor (readonly kind: SynapseFailureKind, readonly sent: boolean, readonly durationMs: number, cause: unknown) {
+    super(`Synapse call failed: ${kind}`, { cause })
+    this.name = 'SynapseCallError'
+  }
+}
+
+const MAX_RESPONSE_BYTES = 256 * 1024
+
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'
+])
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+function classify (error: unknown, durationMs: number): SynapseCallError {
+  const code = (error as { code?: string }).code ?? ''
+  if (NOT_SENT_CODES.has(code)) return new SynapseCallError('unavailable', false, durationMs, error)
+  if (TIMEOUT_CODES.has(code) || (error as Error).name === 'TimeoutError' || (error as Error).name === 'AbortError') {
+    return new SynapseCallError('timeout', true, durationMs, error)
+  }
+  return new SynapseCallError('broken', true, durationMs, error)
+}
+
+function parseRetryAfter (value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value
+  if (text === undefined || !/^[0-9]{1,6}$/.test(text)) return undefined
+  return Number(text)
+}
+
+export interface SynapseClientOptions {
+  url: string
+  adminToken: string
+  timeoutMs: number
+  /** Where requests go; tests and embedders may pass their own. Defaults to a keep-alive Pool. */
+  dispatcher?: Dispatcher
+  connections?: number
+}
+
+export interface SynapseClient {
+  lookupUser: (userId: string) => Promise<SynapseResponse>
+  join: (roomIdOrAlias: string, userId: string) => Promise<SynapseResponse>
+  resolveAlias: (alias: string) => Promise<SynapseResponse>
+  whoami: () => Promise<SynapseResponse>
+  close: () => Promise<void>
+}
+
+export function createSynapseClient (options: SynapseClientOptions): SynapseClient {
+  const base = new URL(options.url)
+  const prefix = base.pathname.replace(/\/+$/, '')
+  const ownsDispatcher = options.dispatcher === undefined
+  const dispatcher = options.dispatcher ?? new Pool(base.origin, {
+    connections: options.connections ?? 64,
+    pipelining: 1,
+    connect: { timeout: Math.min(options.timeoutMs, 5000) },
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    keepAliveTimeout: 10_000,
+    maxResponseSize: MAX_RESPONSE_BYTES
+  })
+  const authorization = `Bearer ${options.adminToken}`
+
+  async function call (method: 'GET' | 'POST', path: string, body?: unknown): Promise<SynapseResponse> {
+    const started = performance.now()
+    const elapsed = () => Math.round((performance.now() - started) * 10) / 10
+    try {
+      const response = await dispatcher.request({
+        origin: base.origin,
+        method,
+        path: prefix + path,
+        headers: body === undefined
+          ? { authorization, accept: 'application/json' }
+          : { authorization, accept: 'application/json', 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(options.timeoutMs),
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs
+      })
+      const text = await response.body.text()
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {
+        json = undefined
+      }
+      return { status: response.statusCode, json, retryAfterS: parseRetryAfter(response.headers['retry-after']), durationMs: elapsed() }
+    } catch (error) {
+      throw classify(error, elapsed())
+    }
+  }
+
+  return {
+    lookupUser: async (userId) => await call('GET', `/_synapse/admin/v2/users/${encodeURIComponent(userId)}`),
+    join: async (roomIdOrAlias, userId) =>
+      await call('POST', `/_synapse/admin/v1/join/${encodeURIComponent(roomIdOrAlias)}`, { user_id: userId }),
+    resolveAlias: async (alias) => await call('GET', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias)}`),
+    whoami: async () => await call('GET', '/_matrix/client/v3/account/whoami'),
+    async close () {
+      if (ownsDispatcher) await dispatcher.close()
+    }
+  }
+}
