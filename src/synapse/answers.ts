@@ -74,7 +74,7 @@ export function lookedUpUser (response: SynapseResponse): { deactivated: boolean
     throw problem('user_not_found', 'Synapse has no such user: check the user ID (it is case-sensitive).', { matrixErrcode: errcode })
   }
   if (response.status === 400 && error?.includes('local users') === true) {
-    throw problem('user_not_local', 'Only users of this homeserver can be joined.', { matrixErrcode: errcode })
+    throw problem('user_not_local', 'Only users of this homeserver can be joined.', { matrixErrcode: errcode, outcome: 'failed' })
   }
   throw unexpected(response)
 }
@@ -116,13 +116,13 @@ export function joinAnswer (response: SynapseResponse, userId: string): JoinAnsw
   }
   if (response.status === 400) {
     if (error?.endsWith('was not legal room ID or room alias') === true) {
-      throw problem('invalid_room', `Synapse does not accept this room ID or alias.${quote(error)}`, { matrixErrcode: errcode })
+      throw problem('invalid_room', `Synapse does not accept this room ID or alias.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
     }
     if (error?.includes('local users') === true) {
-      throw problem('user_not_local', 'Only users of this homeserver can be joined.', { matrixErrcode: errcode })
+      throw problem('user_not_local', 'Only users of this homeserver can be joined.', { matrixErrcode: errcode, outcome: 'failed' })
     }
     if (errcode === 'M_INVALID_PARAM') {
-      throw problem('invalid_user_id', `Synapse does not accept this user ID.${quote(error)}`, { matrixErrcode: errcode })
+      throw problem('invalid_user_id', `Synapse does not accept this user ID.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
     }
   }
   throw unexpected(response)

@@ -53,6 +53,10 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
   const homeserver = new SimulatedHomeserver({ adminToken: ADMIN_TOKEN, ...options.homeserver })
   const homeserverUrl = await homeserver.listen()
   const dir = mkdtempSync(join(tmpdir(), 'gateway-test-'))
+  t.after(async () => {
+    await homeserver.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
   const auditFile = join(dir, 'audit.log')
   const env = {
     SYNAPSE_URL: options.synapseUrl ?? homeserverUrl,
@@ -66,11 +70,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
   const logs = new LogCapture()
   const app = await buildApp(loadConfig(env), { logDestination: logs })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
-  t.after(async () => {
-    await app.close()
-    await homeserver.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  t.after(async () => { await app.close() })
   const token = (claims: JwtClaims = {}) => signJwt({ alg: 'HS256' }, helpdeskClaims(claims), JWT_SECRET)
   const auditText = () => { try { return readFileSync(auditFile, 'utf8') } catch { return '' } }
   return {
