@@ -4,6 +4,7 @@ import type { DestinationStream } from 'pino'
 import type { Dispatcher } from 'undici'
 import { createAuditLog } from './audit.js'
 import authPlugin from './auth/plugin.js'
+import type { JwksTiming } from './auth/jwks.js'
 import type { Config } from './config.js'
 import { problem } from './errors.js'
 import errorHandler, { sendProblem } from './error-handler.js'
@@ -19,6 +20,8 @@ export interface BuildOptions {
   logDestination?: DestinationStream
   /** Where Synapse requests go; a keep-alive Pool to SYNAPSE_URL when unset. */
   synapseDispatcher?: Dispatcher
+  /** JWKS refetch cooldown and key lifetime (defaults 5 s and 10 min); tests shorten them. */
+  jwksTiming?: JwksTiming
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */
@@ -72,7 +75,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   })
 
   await fastify.register(errorHandler)
-  await fastify.register(authPlugin, { config })
+  await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming })
   await fastify.register(healthRoutes, { synapse })
   await fastify.register(roomRoutes, { config, synapse, audit })
   fastify.route({

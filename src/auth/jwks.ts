@@ -7,16 +7,19 @@ import { algorithmsForKey } from './keys.js'
 interface CachedKey { pem: string, algorithms: string[] }
 interface KeySet { byKid: Map<string, CachedKey>, all: CachedKey[] }
 
-export interface JwksOptions {
+export interface JwksTiming {
+  /** An unknown kid triggers at most one fetch per cooldown, however many arrive. */
+  cooldownMs?: number
+  /** Keys are refreshed in the background once they are this old; kept if the refresh fails. */
+  maxAgeMs?: number
+}
+
+export interface JwksOptions extends JwksTiming {
   /** From configuration only: never derived from a token. */
   url: string
   algorithms: string[]
   log: FastifyBaseLogger
-  /** An unknown kid triggers at most one fetch per cooldown, however many arrive. */
-  cooldownMs?: number
   fetchTimeoutMs?: number
-  /** Keys are refreshed in the background once they are this old; kept if the refresh fails. */
-  maxAgeMs?: number
 }
 
 export interface JwtHeader { kid?: unknown, alg?: unknown }

@@ -4,7 +4,7 @@ import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { problem } from '../errors.js'
 import { callerFrom, type Caller } from './claims.js'
-import { createJwksStore, type JwtHeader } from './jwks.js'
+import { createJwksStore, type JwksTiming, type JwtHeader } from './jwks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,7 +41,7 @@ function bearerToken (request: FastifyRequest): string {
   return token
 }
 
-async function auth (fastify: FastifyInstance, { config }: { config: Config }): Promise<void> {
+async function auth (fastify: FastifyInstance, { config, jwksTiming }: { config: Config, jwksTiming?: JwksTiming | undefined }): Promise<void> {
   const { verification, issuer, audience, clockToleranceS, maxAgeS, rolesClaim, orgClaim } = config.jwt
   const requiredClaims = ['exp']
   if (issuer !== undefined) requiredClaims.push('iss')
@@ -58,7 +58,7 @@ async function auth (fastify: FastifyInstance, { config }: { config: Config }): 
   let signingKeysReady = async () => true
   let jwtOptions: FastifyJWTOptions
   if (verification.kind === 'jwks') {
-    const store = createJwksStore({ url: verification.url, algorithms: verification.algorithms, log: fastify.log })
+    const store = createJwksStore({ url: verification.url, algorithms: verification.algorithms, log: fastify.log, ...jwksTiming })
     // Keys are fetched at start, without delaying it: an IdP that is down only makes /readyz say so.
     void store.warm()
     fastify.addHook('onClose', async () => { store.close() })

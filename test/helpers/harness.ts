@@ -5,6 +5,7 @@ import { Writable } from 'node:stream'
 import { request } from 'undici'
 import { buildApp, type App } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import type { JwksTiming } from '../../src/auth/jwks.js'
 import { SimulatedHomeserver, type HomeserverOptions } from '../../dev/homeserver/server.js'
 import { helpdeskClaims, signJwt, type JwtClaims } from '../../dev/tokens.js'
 
@@ -39,6 +40,7 @@ export interface HarnessOptions {
   homeserver?: HomeserverOptions
   /** Start the gateway against this URL instead of the simulated homeserver's. */
   synapseUrl?: string
+  jwksTiming?: JwksTiming
 }
 
 export class LogCapture extends Writable {
@@ -68,7 +70,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
     ...options.env
   }
   const logs = new LogCapture()
-  const app = await buildApp(loadConfig(env), { logDestination: logs })
+  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => { await app.close() })
   const token = (claims: JwtClaims = {}) => signJwt({ alg: 'HS256' }, helpdeskClaims(claims), JWT_SECRET)
