@@ -48,10 +48,12 @@ class SyncAuditDestination {
     }
   }
 
-  private open (): number {
+  open (): number {
     if (this.fd === undefined) this.fd = this.file === undefined ? 1 : openSync(this.file, 'a', 0o640)
     return this.fd
   }
+
+  get isOpen (): boolean { return this.fd !== undefined }
 
   close (): void {
     if (this.fd !== undefined && this.fd !== 1) closeSync(this.fd)
@@ -62,7 +64,7 @@ class SyncAuditDestination {
 export interface AuditLog {
   /** Writes one entry; false when the destination failed (the caller refuses further actions). */
   record: (entry: AuditEntry) => boolean
-  /** False after a failed write, until a write succeeds again. */
+  /** False after a failed write, until a write succeeds again (or the file can be opened again). */
   readonly available: boolean
   close: () => void
 }
@@ -76,6 +78,23 @@ export function createAuditLog (file: string | undefined, log: FastifyBaseLogger
     formatters: { level: () => ({ log: 'audit' }) }
   }, destination)
   let available = true
+  const fail = (err: unknown) => {
+    if (available) {
+      log.error({ err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message } }, 'cannot write the audit log: actions are refused until it can be written again')
+    }
+    available = false
+  }
+  /** Opening the destination is retried on each check; write errors only clear with a write. */
+  const tryOpen = () => {
+    try {
+      destination.open()
+      return true
+    } catch (err) {
+      fail(err)
+      return false
+    }
+  }
+  tryOpen()
 
   return {
     record (entry) {
@@ -84,14 +103,16 @@ export function createAuditLog (file: string | undefined, log: FastifyBaseLogger
         available = true
         return true
       } catch (err) {
-        if (available) {
-          log.error({ err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message } }, 'cannot write the audit log: actions are refused until it can be written again')
-        }
-        available = false
+        fail(err)
+        // The attempt may already have reached Synapse: keep its record in the service log.
+        log.error({ audit: entry }, 'audit entry not written to the audit log')
         return false
       }
     },
-    get available () { return available },
+    get available () {
+      if (!available && !destination.isOpen) available = tryOpen()
+      return available
+    },
     close () { destination.close() }
   }
 }

@@ -5,7 +5,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { helpdeskClaims, signJwt } from '../dev/tokens.js'
@@ -17,7 +17,7 @@ const user = { user_id: '@alice:test.local' }
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 const now = () => Math.floor(Date.now() / 1000)
 
-async function expectDenied (t: Tap.Test, h: Harness, token: string | null, status: number, code: string, what: string) {
+async function expectDenied (t: Test, h: Harness, token: string | null, status: number, code: string, what: string) {
   const before = h.homeserver.calls.length
   const res = await h.join(room, user, { token })
   t.equal(res.status, status, `${what}: status`)
@@ -29,10 +29,6 @@ async function expectDenied (t: Tap.Test, h: Harness, token: string | null, stat
   t.match(h.audit().at(-1), { outcome: 'denied', code, status }, `${what}: audited as denied`)
 }
 
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0] }
-}
 
 t.test('no bearer token: 401 missing_token with WWW-Authenticate: Bearer', async (t) => {
   const h = await startHarness(t)

@@ -1,0 +1,83 @@
+/**
+ * The audit log: one JSON line per attempt whatever the input holds, written before the
+ * answer; when it cannot be written, actions are refused until it can.
+ */
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
+import { startHarness } from './helpers/harness.js'
+
+const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
+
+t.test('hostile text in any field still gives exactly one JSON line per entry', async (t) => {
+  const h = await startHarness(t)
+  const nasty = 'a\nb\r\nc\u2028d\u2029e\u001b[31mred\u001b[0m"}{"outcome":"success'
+  await h.join(encodeURIComponent(`#${nasty}:test.local`), { user_id: '@alice:test.local' })
+  await h.join(room, { user_id: `@${nasty}:test.local` })
+  await h.join(room, { user_id: '@alice:test.local' }, { headers: { 'user-agent': 'ua"}{"outcome":"x' } })
+  await h.join(room, { user_id: '@alice:test.local' }, { token: h.token({ sub: `sub${nasty}`, org: nasty, roles: [nasty, 'matrix-admin'] }) })
+  const text = h.auditText()
+  const lines = text.split('\n').filter((line) => line !== '')
+  t.equal(lines.length, 4, 'four attempts, four lines')
+  t.notMatch(text, /[\u2028\u2029\u001b\r]/, 'no raw line separators or escapes')
+  for (const line of lines) t.doesNotThrow(() => JSON.parse(line))
+  const entries = h.audit()
+  t.equal(entries[0]?.target.room, `#${nasty}:test.local`, 'values survive intact after parsing')
+  t.equal(entries[1]?.target.user_id, `@${nasty}:test.local`)
+  t.equal(entries[3]?.actor.sub, `sub${nasty}`)
+  t.same(entries.map((entry) => entry.outcome), ['invalid', 'invalid', 'success', 'success'])
+})
+
+t.test('audit entries go to standard output when AUDIT_LOG_FILE is unset', async (t) => {
+  const { spawnServer, collect, listening } = await import('./helpers/process.js')
+  const h = await startHarness(t)
+  const child = spawnServer({
+    PORT: '0',
+    SYNAPSE_URL: h.homeserverUrl,
+    SYNAPSE_ADMIN_TOKEN: h.homeserver.adminToken,
+    SYNAPSE_SERVER_NAME: 'test.local',
+    JWT_SECRET: 'CANARY-jwt-secret-must-never-leak-0123456789abcdef'
+  })
+  const out = collect(child)
+  t.after(() => { child.kill('SIGKILL') })
+  const url = await listening(child, out)
+  const res = await fetch(`${url}/v1/rooms/${room}/members`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${h.token()}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ user_id: '@alice:test.local' })
+  })
+  t.equal(res.status, 200)
+  const auditLines = out.stdout.split('\n').filter((line) => line.includes('"log":"audit"'))
+  t.equal(auditLines.length, 1)
+  t.match(JSON.parse(auditLines[0] as string), { action: 'room.join', outcome: 'success' })
+})
+
+t.test('an unwritable audit destination refuses actions with 503 audit_unavailable', async (t) => {
+  const h = await startHarness(t, { env: { AUDIT_LOG_FILE: '/dev/full' } })
+  const first = await h.join(room, { user_id: '@alice:test.local' })
+  t.equal(first.status, 200, 'the first failure is only known after the write')
+  t.match(h.logs(), /cannot write the audit log/)
+  t.match(h.logs(), /"audit":\{.*"outcome":"success"/, 'the unwritten entry is kept in the service log')
+  const joinsBefore = h.homeserver.callsTo('join').length
+  const second = await h.join(room, { user_id: '@bob:test.local' })
+  t.equal(second.status, 503)
+  t.equal(second.body.code, 'audit_unavailable')
+  t.equal(h.homeserver.callsTo('join').length, joinsBefore, 'no action performed')
+  t.equal(h.logs().match(/cannot write the audit log/g)?.length, 1, 'logged once, not per request')
+})
+
+t.test('a destination that cannot be opened refuses actions from the start, and recovers', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gateway-audit-'))
+  const missingDir = join(dir, 'not-yet')
+  const h = await startHarness(t, { env: { AUDIT_LOG_FILE: join(missingDir, 'audit.log') } })
+  const refused = await h.join(room, { user_id: '@alice:test.local' })
+  t.equal(refused.status, 503)
+  t.equal(refused.body.code, 'audit_unavailable')
+  t.equal(h.homeserver.callsTo('join').length, 0, 'no action performed')
+  mkdirSync(missingDir)
+  const recovered = await h.join(room, { user_id: '@alice:test.local' })
+  t.equal(recovered.status, 200, 'works again as soon as the file can be opened')
+  t.equal(readFileSync(join(missingDir, 'audit.log'), 'utf8').split('\n').filter(Boolean).length, 1)
+})

@@ -1,0 +1,118 @@
+/**
+ * Configuration: one schema checked at start; a bad value stops the process with one line
+ * that names the variable and never repeats a secret.
+ */
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+import { runServer } from './helpers/process.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'gateway-config-'))
+const file = (name: string, content: string) => {
+  const path = join(dir, name)
+  writeFileSync(path, content)
+  return path
+}
+const SECRET = 'CANARY-config-secret-value-0123456789'
+const base = {
+  SYNAPSE_URL: 'http://127.0.0.1:8008',
+  SYNAPSE_ADMIN_TOKEN: 'syt_CANARY_token',
+  SYNAPSE_SERVER_NAME: 'example.com',
+  JWT_SECRET: SECRET
+}
+
+function rejects (t: Test, env: Record<string, string | undefined>, variable: string, what: string) {
+  try {
+    loadConfig(env)
+    t.fail(`${what}: accepted`)
+  } catch (error) {
+    t.ok(error instanceof ConfigError, what)
+    t.equal((error as ConfigError).variable, variable, `${what}: names ${variable}`)
+    t.match((error as Error).message, new RegExp(`^Invalid configuration: ${variable} `), what)
+    t.notMatch((error as Error).message, /CANARY|\n/, `${what}: one line, no secret`)
+  }
+}
+
+
+t.test('defaults follow the contract', async (t) => {
+  const config = loadConfig(base)
+  t.match(config, {
+    host: '127.0.0.1',
+    port: 8080,
+    logLevel: 'info',
+    auditLogFile: undefined,
+    synapse: { url: 'http://127.0.0.1:8008', serverName: 'example.com', timeoutMs: 10000 },
+    jwt: { verification: { kind: 'secret', algorithms: ['HS256', 'HS384', 'HS512'] }, clockToleranceS: 30, maxAgeS: 86400, rolesClaim: 'roles', orgClaim: 'org' },
+    allowedOrgs: [],
+    joinRoles: ['matrix-admin'],
+    rateLimitPerMinute: 120,
+    allowRemoteRooms: false
+  })
+  t.equal(loadConfig({ ...base, SYNAPSE_URL: 'https://matrix.example.com/' }).synapse.url, 'https://matrix.example.com')
+  t.equal(loadConfig({ ...base, PORT: '' }).port, 8080, 'an empty variable counts as unset')
+})
+
+t.test('bad values name their variable', async (t) => {
+  rejects(t, { ...base, SYNAPSE_URL: undefined }, 'SYNAPSE_URL', 'missing SYNAPSE_URL')
+  rejects(t, { ...base, SYNAPSE_URL: 'matrix.example.com' }, 'SYNAPSE_URL', 'SYNAPSE_URL without scheme')
+  rejects(t, { ...base, SYNAPSE_SERVER_NAME: undefined }, 'SYNAPSE_SERVER_NAME', 'missing server name')
+  rejects(t, { ...base, SYNAPSE_SERVER_NAME: 'bad host!' }, 'SYNAPSE_SERVER_NAME', 'malformed server name')
+  rejects(t, { ...base, PORT: 'eighty' }, 'PORT', 'PORT not a number')
+  rejects(t, { ...base, PORT: '70000' }, 'PORT', 'PORT out of range')
+  rejects(t, { ...base, SYNAPSE_TIMEOUT_MS: '5' }, 'SYNAPSE_TIMEOUT_MS', 'timeout too small')
+  rejects(t, { ...base, LOG_LEVEL: 'loud' }, 'LOG_LEVEL', 'unknown log level')
+  rejects(t, { ...base, ALLOW_REMOTE_ROOMS: 'yes' }, 'ALLOW_REMOTE_ROOMS', 'not a boolean')
+  rejects(t, { ...base, JWT_ROLES_CLAIM: 'a..b' }, 'JWT_ROLES_CLAIM', 'empty path segment')
+  rejects(t, { ...base, JOIN_ROLES: ' , ' }, 'JOIN_ROLES', 'no roles')
+  rejects(t, { ...base, ALLOWED_ORGS: ',' }, 'ALLOWED_ORGS', 'no orgs')
+  rejects(t, { ...base, JWT_ALGORITHMS: ',' }, 'JWT_ALGORITHMS', 'no algorithms')
+  rejects(t, { ...base, SYNAPSE_ADMIN_TOKEN: undefined }, 'SYNAPSE_ADMIN_TOKEN', 'no admin token')
+  rejects(t, { ...base, SYNAPSE_ADMIN_TOKEN: 'syt CANARY' }, 'SYNAPSE_ADMIN_TOKEN', 'white space in the token')
+})
+
+t.test('exactly one way to verify tokens, with algorithms that fit the key', async (t) => {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' })
+  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  rejects(t, { ...base, JWT_SECRET: undefined }, 'JWT_SECRET', 'none given')
+  rejects(t, { ...base, JWT_PUBLIC_KEY: pem }, 'JWT_PUBLIC_KEY', 'secret and public key')
+  rejects(t, { ...base, JWT_JWKS_URL: 'https://idp.example/jwks' }, 'JWT_JWKS_URL', 'secret and JWKS')
+  rejects(t, { ...base, JWT_ALGORITHMS: 'none' }, 'JWT_ALGORITHMS', 'none')
+  rejects(t, { ...base, JWT_ALGORITHMS: 'HS256,RS256' }, 'JWT_ALGORITHMS', 'RS256 with an HMAC secret')
+  const withKey = { ...base, JWT_SECRET: undefined, JWT_PUBLIC_KEY: pem }
+  t.same(loadConfig(withKey).jwt.verification.algorithms, ['ES384'], 'derived from the curve')
+  rejects(t, { ...withKey, JWT_ALGORITHMS: 'ES256' }, 'JWT_ALGORITHMS', 'ES256 with a P-384 key')
+  rejects(t, { ...withKey, JWT_ALGORITHMS: 'HS256' }, 'JWT_ALGORITHMS', 'HS256 with a public key (key confusion)')
+  rejects(t, { ...withKey, JWT_PUBLIC_KEY: 'CANARY not a key' }, 'JWT_PUBLIC_KEY', 'not a PEM')
+  rejects(t, { ...withKey, JWT_PUBLIC_KEY: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }, 'JWT_PUBLIC_KEY', 'a private key')
+  const dsa = generateKeyPairSync('dsa', { modulusLength: 1024, divisorLength: 160 }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  rejects(t, { ...withKey, JWT_PUBLIC_KEY: dsa }, 'JWT_PUBLIC_KEY', 'an unsupported key type')
+  const jwks = loadConfig({ ...base, JWT_SECRET: undefined, JWT_JWKS_URL: 'https://idp.example/jwks', JWT_ALGORITHMS: 'RS256, ES256' })
+  t.same(jwks.jwt.verification, { kind: 'jwks', url: 'https://idp.example/jwks', algorithms: ['RS256', 'ES256'] })
+  rejects(t, { ...base, JWT_SECRET: undefined, JWT_JWKS_URL: 'https://idp.example/jwks', JWT_ALGORITHMS: 'HS256' }, 'JWT_ALGORITHMS', 'HMAC with a JWKS')
+})
+
+t.test('*_FILE secrets: never both, readable, not empty, only the trailing newline stripped', async (t) => {
+  const tokenFile = file('token', 'syt_from_file\n')
+  const config = loadConfig({ ...base, SYNAPSE_ADMIN_TOKEN: undefined, SYNAPSE_ADMIN_TOKEN_FILE: tokenFile })
+  t.equal(config.synapse.adminToken, 'syt_from_file')
+  t.equal(loadConfig({ ...base, SYNAPSE_ADMIN_TOKEN: undefined, SYNAPSE_ADMIN_TOKEN_FILE: file('crlf', 'syt_x\r\n') }).synapse.adminToken, 'syt_x')
+  rejects(t, { ...base, SYNAPSE_ADMIN_TOKEN_FILE: tokenFile }, 'SYNAPSE_ADMIN_TOKEN', 'both set')
+  rejects(t, { ...base, SYNAPSE_ADMIN_TOKEN: undefined, SYNAPSE_ADMIN_TOKEN_FILE: join(dir, 'missing') }, 'SYNAPSE_ADMIN_TOKEN_FILE', 'unreadable')
+  rejects(t, { ...base, SYNAPSE_ADMIN_TOKEN: undefined, SYNAPSE_ADMIN_TOKEN_FILE: file('empty', '\n') }, 'SYNAPSE_ADMIN_TOKEN_FILE', 'empty')
+  rejects(t, { ...base, SYNAPSE_ADMIN_TOKEN: undefined, SYNAPSE_ADMIN_TOKEN_FILE: file('two', 'syt_x\n\n') }, 'SYNAPSE_ADMIN_TOKEN_FILE', 'only one newline is stripped')
+  const { publicKey } = generateKeyPairSync('ed25519')
+  const keyFile = file('key.pem', publicKey.export({ type: 'spki', format: 'pem' }).toString())
+  t.same(loadConfig({ ...base, JWT_SECRET: undefined, JWT_PUBLIC_KEY_FILE: keyFile }).jwt.verification.algorithms, ['EdDSA'])
+  rejects(t, { ...base, JWT_SECRET: undefined, JWT_PUBLIC_KEY: 'x', JWT_PUBLIC_KEY_FILE: keyFile }, 'JWT_PUBLIC_KEY', 'both key forms')
+})
+
+t.test('the server process exits 1 with one line naming the variable', async (t) => {
+  const result = await runServer({ ...base, SYNAPSE_SERVER_NAME: undefined, PORT: '0' })
+  t.equal(result.code, 1)
+  t.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
+  t.match(result.stderr, /^Invalid configuration: SYNAPSE_SERVER_NAME is required/)
+  t.notMatch(result.stderr + result.stdout, /CANARY/)
+})
