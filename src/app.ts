@@ -52,6 +52,14 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
+  // Once closing, answers that are still in flight end their keep-alive connection, so the
+  // server can stop as soon as they are done.
+  let closing = false
+  fastify.addHook('preClose', async () => { closing = true })
+  fastify.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close')
+    return payload
+  })
   fastify.addHook('onResponse', async (request, reply) => {
     // The one access line per request; the query string is left out (it may carry tokens).
     request.log.info({
