@@ -54,5 +54,6 @@ const stop = async () => {
   await homeserver.close()
   process.exit(0)
 }
-process.once('SIGINT', () => { void stop() })
-process.once('SIGTERM', () => { void stop() })
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => { stop().catch((error: unknown) => { console.error(error); process.exit(1) }) })
+}

@@ -41,7 +41,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     },
     frameworkErrors: (error, request, reply) => {
       request.log.debug({ code: error.code }, 'malformed request')
-      void sendProblem(reply, problem('invalid_request', 'The request URL or headers are malformed (check the percent-encoding).'))
+      sendProblem(reply, problem('invalid_request', 'The request URL or headers are malformed (check the percent-encoding).'))
     }
   }).withTypeProvider<TypeBoxTypeProvider>()
 

@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { isRoomIdOrAlias, isUserId } from './matrix-ids.js'
 
 /** Ajv formats for the Matrix grammar; registered once in buildApp. */
@@ -14,12 +14,10 @@ export const RoomParams = Type.Object({
     examples: ['%23helpdesk:example.com', '!abcdefghijklmnop:example.com']
   })
 })
-export type RoomParams = Static<typeof RoomParams>
 
 export const JoinBody = Type.Object({
   user_id: Type.String({ format: 'matrix-user-id', description: 'A local Matrix user ID.', examples: ['@alice:example.com'] })
 }, { additionalProperties: false })
-export type JoinBody = Static<typeof JoinBody>
 
 export const JoinResult = Type.Object({
   room_id: Type.String({ description: 'The room ID, resolved when an alias was given.' }),

@@ -21,6 +21,7 @@ t.test('hostile text in any field still gives exactly one JSON line per entry', 
   const text = h.auditText()
   const lines = text.split('\n').filter((line) => line !== '')
   t.equal(lines.length, 4, 'four attempts, four lines')
+  // eslint-disable-next-line no-control-regex
   t.notMatch(text, /[\u2028\u2029\u001b\r]/, 'no raw line separators or escapes')
   for (const line of lines) t.doesNotThrow(() => JSON.parse(line))
   const entries = h.audit()

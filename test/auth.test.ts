@@ -29,7 +29,6 @@ async function expectDenied (t: Test, h: Harness, token: string | null, status: 
   t.match(h.audit().at(-1), { outcome: 'denied', code, status }, `${what}: audited as denied`)
 }
 
-
 t.test('no bearer token: 401 missing_token with WWW-Authenticate: Bearer', async (t) => {
   const h = await startHarness(t)
   for (const authorization of [undefined, 'Basic YWxpY2U6cGFzcw==', 'Bearer', 'Bearer ', 'Token abc']) {

@@ -36,7 +36,6 @@ function rejects (t: Test, env: Record<string, string | undefined>, variable: st
   }
 }
 
-
 t.test('defaults follow the contract', async (t) => {
   const config = loadConfig(base)
   t.match(config, {

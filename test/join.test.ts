@@ -205,3 +205,38 @@ t.test('a trailing slash on SYNAPSE_URL is harmless', async (t) => {
   t.equal(res.status, 200)
   t.ok(base.homeserver.calls.every((call) => !call.url.startsWith('//')))
 })
+
+t.test('answers Synapse might give beyond the recordings still map to clear codes', async (t) => {
+  const h = await startHarness(t)
+  const room = enc(RECORDED_ROOMS.publicTest)
+  const cases: Array<[string, 'join' | 'user_lookup', number, unknown, number, string]> = [
+    ['a 200 join without room_id', 'join', 200, { ok: true }, 502, 'upstream_error'],
+    ['a JSON array', 'join', 200, ['x'], 502, 'upstream_error'],
+    ['another 403', 'join', 403, { errcode: 'M_FORBIDDEN', error: 'Something new' }, 403, 'synapse_forbidden'],
+    ['the admin token is not an admin\'s', 'join', 403, { errcode: 'M_FORBIDDEN', error: 'You are not a server admin' }, 502, 'upstream_auth_failed'],
+    ['a non-local user', 'join', 400, { errcode: 'M_UNKNOWN', error: 'This endpoint can only be used with local users' }, 400, 'user_not_local'],
+    ['a user ID Synapse refuses', 'join', 400, { errcode: 'M_INVALID_PARAM', error: 'Expected UserID string to start with \'@\'' }, 400, 'invalid_user_id'],
+    ['an unknown 400', 'join', 400, { errcode: 'M_BAD_JSON', error: 'Content must be a JSON object.' }, 502, 'upstream_error'],
+    ['user not found at join time', 'join', 404, { errcode: 'M_NOT_FOUND', error: 'User not found' }, 404, 'user_not_found'],
+    ['a 429 without Retry-After header', 'join', 429, { errcode: 'M_LIMIT_EXCEEDED', error: 'Too Many Requests', retry_after_ms: 4602 }, 429, 'rate_limited'],
+    ['a 429 without any delay', 'join', 429, { errcode: 'M_LIMIT_EXCEEDED', error: 'Too Many Requests' }, 429, 'rate_limited'],
+    ['lookup of a non-local user', 'user_lookup', 400, { errcode: 'M_UNKNOWN', error: 'Can only look up local users' }, 400, 'user_not_local'],
+    ['a lookup answer we do not know', 'user_lookup', 418, { errcode: 'M_TEAPOT', error: 'no' }, 502, 'upstream_error']
+  ]
+  for (const [what, on, status, body, expectedStatus, code] of cases) {
+    h.homeserver.fault = { kind: 'answer', on, status, body }
+    const res = await h.join(room, { user_id: '@alice:test.local' })
+    t.equal(res.status, expectedStatus, what)
+    t.equal(res.body.code, code, what)
+    t.match(h.audit().at(-1), { outcome: 'failed', code }, `${what}: a Synapse refusal is a failure`)
+  }
+  h.homeserver.fault = { kind: 'answer', on: 'join', status: 429, body: { errcode: 'M_LIMIT_EXCEEDED', retry_after_ms: 4602 } }
+  t.equal((await h.join(room, { user_id: '@alice:test.local' })).headers['retry-after'], '5', 'retry_after_ms rounded up to seconds')
+
+  // Already in the room via an alias, but the directory cannot resolve it any more.
+  h.homeserver.fault = { kind: 'answer', on: 'directory', status: 404, body: { errcode: 'M_NOT_FOUND', error: 'Room alias #private-admin:test.local not found' } }
+  await h.join('%23private-admin:test.local', { user_id: '@gina:test.local' })
+  const again = await h.join('%23private-admin:test.local', { user_id: '@gina:test.local' })
+  t.equal(again.status, 502)
+  t.equal(again.body.code, 'upstream_error')
+})

@@ -18,8 +18,9 @@ export type FaultKind =
   | 'reset' // closes the connection without answering
   | 'rate-limited' // 429 M_LIMIT_EXCEEDED with retry_after_ms and Retry-After
   | 'reject-token' // the admin token is no longer valid
+  | 'answer' // any status and JSON body, for answers a future Synapse might give
 
-export interface Fault { kind: FaultKind, on?: Endpoint, delayMs?: number }
+export interface Fault { kind: FaultKind, on?: Endpoint, delayMs?: number, status?: number, body?: unknown }
 
 export interface ReceivedCall { endpoint: Endpoint, method: string, url: string, authorization: string | undefined, body: string }
 
@@ -133,6 +134,9 @@ export class SimulatedHomeserver {
         return true
       case 'reject-token':
         this.send(response, matrixError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false }), request.method)
+        return true
+      case 'answer':
+        this.send(response, { status: fault.status ?? 200, body: fault.body }, request.method)
         return true
     }
   }

@@ -128,7 +128,7 @@ export function createJwksStore (options: JwksOptions): JwksStore {
   }
 
   const timer = setInterval(() => {
-    if (Date.now() - loadedAt >= maxAgeMs && cooledDown()) void refresh()
+    if (Date.now() - loadedAt >= maxAgeMs && cooledDown()) refresh().catch(() => undefined)
   }, Math.min(maxAgeMs, 60_000))
   timer.unref()
 

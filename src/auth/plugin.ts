@@ -60,7 +60,7 @@ async function auth (fastify: FastifyInstance, { config, jwksTiming }: { config:
   if (verification.kind === 'jwks') {
     const store = createJwksStore({ url: verification.url, algorithms: verification.algorithms, log: fastify.log, ...jwksTiming })
     // Keys are fetched at start, without delaying it: an IdP that is down only makes /readyz say so.
-    void store.warm()
+    store.warm().catch(() => undefined)
     fastify.addHook('onClose', async () => { store.close() })
     signingKeysReady = store.ensureLoaded
     jwtOptions = {

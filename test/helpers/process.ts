@@ -3,10 +3,14 @@ import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
-/** Starts src/server.ts as a real process (TypeScript through tsx), with only the given env. */
+/**
+ * Starts src/server.ts as a real process (TypeScript through tsx), with only the given env.
+ * Through sh, to drop the NODE_OPTIONS that tap injects: coverage of a tsx-compiled child
+ * would otherwise be merged in and report every line of src/ as covered.
+ */
 export function spawnServer (env: Record<string, string | undefined>): ChildProcess {
   const clean = Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined))
-  return spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  return spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx src/server.ts', process.execPath], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', ...clean },
     stdio: ['ignore', 'pipe', 'pipe']
