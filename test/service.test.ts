@@ -80,6 +80,10 @@ t.test('no secret reaches a log line, an audit entry or a response', async (t) =
     t.notOk(text.includes(JWT_SECRET), `JWT secret not in ${where}`)
     t.notOk(text.includes(signature), `caller token not in ${where}`)
   }
+  // Redaction by configuration: were any code to log headers or config, the secrets are censored.
+  h.app.log.info({ headers: { authorization: `Bearer ${callerToken}` }, config: { synapse: { adminToken: ADMIN_TOKEN }, jwt: { verification: { secret: JWT_SECRET } } } }, 'redaction probe')
+  const probe = h.logs().split('\n').find((line) => line.includes('redaction probe')) as string
+  t.match(JSON.parse(probe), { headers: { authorization: '[redacted]' }, config: { synapse: { adminToken: '[redacted]' }, jwt: { verification: { secret: '[redacted]' } } } })
   // The admin token goes to Synapse only, and only to it.
   t.ok(h.homeserver.calls.every((call) => call.authorization === `Bearer ${ADMIN_TOKEN}`))
 })

@@ -69,6 +69,9 @@ async function auth (fastify: FastifyInstance, { config, jwksTiming }: { config:
       verify
     } as unknown as FastifyJWTOptions
   } else {
+    if (verification.kind === 'secret' && Buffer.byteLength(verification.secret) < 32) {
+      fastify.log.warn('JWT_SECRET is shorter than 32 bytes: HMAC tokens signed with it can be brute-forced; use a longer random secret')
+    }
     jwtOptions = {
       secret: verification.kind === 'secret' ? verification.secret : { public: verification.pem },
       verify
