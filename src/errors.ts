@@ -37,7 +37,6 @@ export const PROBLEMS = {
   upstream_unavailable: { status: 503, title: 'Synapse unavailable', outcome: 'failed' },
   keys_unavailable: { status: 503, title: 'Signing keys unavailable', outcome: 'failed' },
   audit_unavailable: { status: 503, title: 'Audit log unavailable', outcome: 'failed' },
-  shutting_down: { status: 503, title: 'Shutting down', outcome: 'failed' },
   upstream_timeout: { status: 504, title: 'Synapse timed out', outcome: 'failed' }
 } as const satisfies Record<string, ProblemKind>
 
