@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController } from 'fastify'
 import type { DestinationStream } from 'pino'
@@ -6,7 +9,7 @@ import { createAuditLog } from './audit.js'
 import authPlugin from './auth/plugin.js'
 import type { JwksTiming } from './auth/jwks.js'
 import type { Config } from './config.js'
-import { problem } from './errors.js'
+import { PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
 import errorHandler, { sendProblem } from './error-handler.js'
 import { createLogger } from './logging.js'
 import { requestIdFor } from './request-id.js'
@@ -22,6 +25,24 @@ export interface BuildOptions {
   synapseDispatcher?: Dispatcher
   /** JWKS refetch cooldown and key lifetime (defaults 5 s and 10 min); tests shorten them. */
   jwksTiming?: JwksTiming
+  /** Circuit breaker for Synapse calls (defaults: open after 5 failures, for 5 s). */
+  synapseBreaker?: { failureThreshold?: number, openMs?: number }
+}
+
+const CLIENT_ERRORS: Record<string, { code: ProblemCode, detail: string }> = {
+  HPE_HEADER_OVERFLOW: { code: 'headers_too_large', detail: 'The request headers are too large.' },
+  ERR_HTTP_REQUEST_TIMEOUT: { code: 'request_timeout', detail: 'The request was not received in time.' }
+}
+
+/** Requests Node's HTTP parser refuses before Fastify sees them still get a problem+json. */
+function answerClientError (error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const { code, detail } = CLIENT_ERRORS[error.code ?? ''] ?? { code: 'invalid_request' as const, detail: 'The request is not valid HTTP.' }
+  const body = JSON.stringify(problemBody(problem(code, detail), randomUUID()))
+  socket.end(`HTTP/1.1 ${PROBLEMS[code].status} ${STATUS_CODES[PROBLEMS[code].status] ?? ''}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */
@@ -36,6 +57,13 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     routerOptions: { maxParamLength: 1024 },
     bodyLimit: 4096,
     trustProxy: false,
+    // Slow or stalled clients get 408 within seconds instead of holding a connection.
+    requestTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+    http: { headersTimeout: 5_000, connectionsCheckingInterval: 1_000 },
+    // Our own 503 (problem+json, audited) for requests that arrive while shutting down.
+    return503OnClosing: false,
+    clientErrorHandler: answerClientError,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, formats: MATRIX_FORMATS }
     },
@@ -52,10 +80,13 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
-  // Once closing, answers that are still in flight end their keep-alive connection, so the
-  // server can stop as soon as they are done.
+  // Once closing, new requests are refused and answers still in flight end their keep-alive
+  // connection, so the server stops as soon as they are done.
   let closing = false
   fastify.addHook('preClose', async () => { closing = true })
+  fastify.addHook('onRequest', async (_request, reply) => {
+    if (closing) return sendProblem(reply, problem('shutting_down', 'The gateway is shutting down; retry on another instance.', { retryAfterS: 5 }))
+  })
   fastify.addHook('onSend', async (_request, reply, payload) => {
     if (closing) reply.header('connection', 'close')
     return payload
@@ -74,6 +105,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     url: config.synapse.url,
     adminToken: config.synapse.adminToken,
     timeoutMs: config.synapse.timeoutMs,
+    maxConcurrency: config.synapse.maxConcurrency,
+    breaker: options.synapseBreaker,
     dispatcher: options.synapseDispatcher
   })
   const audit = createAuditLog(config.auditLogFile, logger)

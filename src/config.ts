@@ -25,6 +25,7 @@ export const EnvSchema = Type.Object({
   SYNAPSE_ADMIN_TOKEN_FILE: Type.Optional(Type.String()),
   SYNAPSE_SERVER_NAME: Type.String({ minLength: 1 }),
   SYNAPSE_TIMEOUT_MS: Integer({ minimum: 100, maximum: 600000, default: '10000' }),
+  SYNAPSE_MAX_CONCURRENCY: Integer({ minimum: 1, maximum: 10000, default: '64' }),
   JWT_SECRET: Type.Optional(Type.String()),
   JWT_PUBLIC_KEY: Type.Optional(Type.String()),
   JWT_PUBLIC_KEY_FILE: Type.Optional(Type.String()),
@@ -39,6 +40,7 @@ export const EnvSchema = Type.Object({
   ALLOWED_ORGS: Type.Optional(CommaList),
   JOIN_ROLES: Type.String({ minLength: 1, default: 'matrix-admin' }),
   RATE_LIMIT_PER_MINUTE: Integer({ minimum: 1, maximum: 1000000, default: '120' }),
+  RATE_LIMIT_PER_IP_PER_MINUTE: Integer({ minimum: 1, maximum: 10000000, default: '1200' }),
   ALLOW_REMOTE_ROOMS: Bool('false'),
   AUDIT_LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: Type.Union(
@@ -48,7 +50,7 @@ export const EnvSchema = Type.Object({
 })
 export type Env = Static<typeof EnvSchema>
 
-const INTEGER_VARIABLES = ['PORT', 'SYNAPSE_TIMEOUT_MS', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE'] as const
+const INTEGER_VARIABLES = ['PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE'] as const
 
 /** Says what is wrong with a variable without ever repeating its value (it may be a secret). */
 function describeProblem (schema: { anyOf?: Array<{ const: string }>, minimum?: number, maximum?: number, pattern?: string }, value: unknown): string {
@@ -169,7 +171,8 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
       url: env.SYNAPSE_URL.replace(/\/+$/, ''),
       adminToken,
       serverName: env.SYNAPSE_SERVER_NAME,
-      timeoutMs: Number(env.SYNAPSE_TIMEOUT_MS)
+      timeoutMs: Number(env.SYNAPSE_TIMEOUT_MS),
+      maxConcurrency: Number(env.SYNAPSE_MAX_CONCURRENCY)
     },
     jwt: {
       verification: jwtVerification(env, algorithms),
@@ -183,6 +186,7 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     allowedOrgs,
     joinRoles,
     rateLimitPerMinute: Number(env.RATE_LIMIT_PER_MINUTE),
+    rateLimitPerIpPerMinute: Number(env.RATE_LIMIT_PER_IP_PER_MINUTE),
     allowRemoteRooms: env.ALLOW_REMOTE_ROOMS === 'true'
   }
 }

@@ -4,6 +4,13 @@ import { GatewayError, problem, problemBody } from './errors.js'
 
 const JWT_EXPIRED_CODES = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED'])
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The problem this request was answered with, for the audit entry. */
+    gatewayError: GatewayError | undefined
+  }
+}
+
 type ForeignError = FastifyError & { name?: string }
 
 /** Which body field failed validation decides between invalid_user_id and invalid_body. */
@@ -59,6 +66,7 @@ export function toGatewayError (error: ForeignError): GatewayError {
 }
 
 export function sendProblem (reply: FastifyReply, error: GatewayError): FastifyReply {
+  reply.request.gatewayError = error
   if (error.headers !== undefined) reply.headers(error.headers)
   if (error.retryAfterS !== undefined) reply.header('retry-after', String(error.retryAfterS))
   return reply
@@ -68,6 +76,7 @@ export function sendProblem (reply: FastifyReply, error: GatewayError): FastifyR
 }
 
 async function errorHandler (fastify: FastifyInstance): Promise<void> {
+  fastify.decorateRequest('gatewayError', undefined)
   fastify.setErrorHandler(function handle (error: ForeignError, request: FastifyRequest, reply: FastifyReply) {
     const gatewayError = toGatewayError(error)
     if (gatewayError.problem === 'internal_error') {
@@ -75,7 +84,6 @@ async function errorHandler (fastify: FastifyInstance): Promise<void> {
     } else if (gatewayError.problem === 'upstream_auth_failed') {
       request.log.error('Synapse rejected the admin token: set SYNAPSE_ADMIN_TOKEN to a valid server admin token')
     }
-    request.gatewayError = gatewayError
     return sendProblem(reply, gatewayError)
   })
 

@@ -27,9 +27,11 @@ export const PROBLEMS = {
   room_not_found: { status: 404, title: 'Room not found', outcome: 'failed' },
   user_not_found: { status: 404, title: 'User not found', outcome: 'failed' },
   method_not_allowed: { status: 405, title: 'Method not allowed', outcome: 'invalid' },
+  request_timeout: { status: 408, title: 'Request not received in time', outcome: 'invalid' },
   user_deactivated: { status: 409, title: 'User is deactivated', outcome: 'failed' },
   payload_too_large: { status: 413, title: 'Request body too large', outcome: 'invalid' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type', outcome: 'invalid' },
+  headers_too_large: { status: 431, title: 'Request headers too large', outcome: 'invalid' },
   rate_limited: { status: 429, title: 'Too many requests', outcome: 'denied' },
   internal_error: { status: 500, title: 'Internal error', outcome: 'failed' },
   upstream_error: { status: 502, title: 'Bad answer from Synapse', outcome: 'failed' },
@@ -37,6 +39,7 @@ export const PROBLEMS = {
   upstream_unavailable: { status: 503, title: 'Synapse unavailable', outcome: 'failed' },
   keys_unavailable: { status: 503, title: 'Signing keys unavailable', outcome: 'failed' },
   audit_unavailable: { status: 503, title: 'Audit log unavailable', outcome: 'failed' },
+  shutting_down: { status: 503, title: 'Shutting down', outcome: 'failed' },
   upstream_timeout: { status: 504, title: 'Synapse timed out', outcome: 'failed' }
 } as const satisfies Record<string, ProblemKind>
 

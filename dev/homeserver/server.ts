@@ -19,6 +19,8 @@ export type FaultKind =
   | 'rate-limited' // 429 M_LIMIT_EXCEEDED with retry_after_ms and Retry-After
   | 'reject-token' // the admin token is no longer valid
   | 'answer' // any status and JSON body, for answers a future Synapse might give
+  | 'garbage' // bytes that are not HTTP
+  | 'huge' // a 200 whose JSON body is 1 MiB
 
 export interface Fault { kind: FaultKind, on?: Endpoint, delayMs?: number, status?: number, body?: unknown }
 
@@ -134,6 +136,12 @@ export class SimulatedHomeserver {
         return true
       case 'reject-token':
         this.send(response, matrixError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false }), request.method)
+        return true
+      case 'garbage':
+        request.socket.end('NOT HTTP AT ALL\r\n\r\n')
+        return true
+      case 'huge':
+        this.send(response, { status: 200, body: { room_id: '!x:test.local', padding: 'x'.repeat(1024 * 1024) } }, request.method)
         return true
       case 'answer':
         this.send(response, { status: fault.status ?? 200, body: fault.body }, request.method)

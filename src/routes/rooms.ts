@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import type { AuditLog, AuditUpstream } from '../audit.js'
 import { authorize, type Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
-import { problem, type GatewayError } from '../errors.js'
+import { problem } from '../errors.js'
 import { serverOf } from '../matrix-ids.js'
 import { callFailure, joinAnswer, lookedUpUser, resolvedRoomId } from '../synapse/answers.js'
 import { SynapseCallError, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
@@ -20,7 +20,6 @@ interface Attempt {
 declare module 'fastify' {
   interface FastifyRequest {
     attempt: Attempt
-    gatewayError: GatewayError | undefined
   }
   interface FastifyContextConfig {
     /** The action a route performs: it decides which roles may call it. */
@@ -39,16 +38,30 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
 
   fastify.decorateRequest('attempt', null as unknown as Attempt)
 
+  await fastify.register(rateLimit, { global: false })
+  // Per client IP before any token crypto, so a flood of junk tokens stays cheap to refuse.
+  const ipLimit = fastify.createRateLimit({ max: config.rateLimitPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => `ip:${request.ip}` })
+  const callerLimit = fastify.createRateLimit({ max: config.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => `sub:${request.attempt.actor?.sub ?? ''}` })
+  async function enforce (limiter: typeof ipLimit, request: FastifyRequest, who: string): Promise<void> {
+    const limit = await limiter(request)
+    if (!limit.isAllowed && limit.isExceeded) {
+      throw problem('rate_limited', `Too many requests from this ${who} (${limit.max} a minute); retry later.`, { retryAfterS: Math.max(1, limit.ttlInSeconds) })
+    }
+  }
+
   fastify.addHook('onRequest', async (request) => {
     request.attempt = { actor: null, roomId: undefined, upstream: undefined }
+    await enforce(ipLimit, request, 'address')
     const caller = await fastify.authenticate(request)
     request.attempt.actor = caller
     const scope = request.routeOptions.config.scope
     authorize(caller, config.allowedOrgs, scope === undefined ? [] : rolesByScope[scope])
+    await enforce(callerLimit, request, 'caller')
   })
 
   fastify.addHook('onSend', async (request, reply, payload) => {
     const error = request.gatewayError
+    request.attempt ??= { actor: null, roomId: undefined, upstream: undefined }
     const body = request.body as { user_id?: unknown } | undefined
     const params = request.params as { roomIdOrAlias?: unknown }
     audit.record({
@@ -70,20 +83,6 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
     return payload
   })
 
-  await fastify.register(rateLimit, {
-    global: false,
-    // After authentication, so the limit is per caller (sub) and counts only real callers.
-    hook: 'preParsing',
-    max: config.rateLimitPerMinute,
-    timeWindow: 60_000,
-    keyGenerator: (request) => request.attempt.actor?.sub ?? request.ip,
-    addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
-    addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': false },
-    errorResponseBuilder: (_request, context) => problem('rate_limited', `Too many requests from this caller (${context.max} a minute); retry later.`, {
-      retryAfterS: Math.max(1, Math.ceil(context.ttl / 1000))
-    })
-  })
-
   /** Calls Synapse, remembers what it answered for the audit entry, and names failures. */
   async function track (request: FastifyRequest, call: string, mayHaveActed: boolean, send: () => Promise<SynapseResponse>): Promise<SynapseResponse> {
     const before = request.attempt.upstream?.duration_ms ?? 0
@@ -100,13 +99,13 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
     } catch (error) {
       if (!(error instanceof SynapseCallError)) throw error
       request.attempt.upstream = { call, status: null, matrix_errcode: null, duration_ms: before + error.durationMs }
-      if (error.kind !== 'unavailable') request.log.warn({ call, kind: error.kind }, 'Synapse call failed')
-      throw callFailure(error, mayHaveActed)
+      if (error.sent) request.log.warn({ call, kind: error.kind }, 'Synapse call failed')
+      throw callFailure(error, mayHaveActed, synapse.retryAfterS)
     }
   }
 
   fastify.post('/v1/rooms/:roomIdOrAlias/members', {
-    config: { scope: 'room.join', rateLimit: {} },
+    config: { scope: 'room.join' },
     bodyLimit: 4096,
     schema: {
       summary: 'Join a local user to a room',

@@ -49,9 +49,13 @@ function unexpected (response: SynapseResponse): GatewayError {
 }
 
 /** A call that got no answer: nothing was sent, it timed out, or the connection broke. */
-export function callFailure (failure: SynapseCallError, mayHaveActed: boolean): GatewayError {
+export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, retryAfterS: number): GatewayError {
   const outcome = mayHaveActed && failure.sent ? 'unknown' : 'failed'
   switch (failure.kind) {
+    case 'saturated':
+      return problem('upstream_unavailable', 'Too many requests to Synapse are in flight; retry in a moment.', { retryAfterS: 1 })
+    case 'circuit_open':
+      return problem('upstream_unavailable', 'Synapse keeps failing, so requests to it are paused; retry shortly.', { retryAfterS })
     case 'unavailable':
       return problem('upstream_unavailable', 'Synapse cannot be reached; retry shortly or ask the operator to check it.', { retryAfterS: 5 })
     case 'timeout':

@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, type Dispatcher } from 'undici'
+import { SynapseGuard, type GuardOptions, type GuardRefusal } from './guard.js'
 
 export interface SynapseResponse {
   status: number
@@ -13,7 +15,7 @@ export interface SynapseResponse {
  * Why a call got no usable answer. `sent` tells whether Synapse may have received the request
  * (and so may have acted): only connection failures before any byte left are `sent: false`.
  */
-export type SynapseFailureKind = 'unavailable' | 'timeout' | 'broken'
+export type SynapseFailureKind = 'unavailable' | 'timeout' | 'broken' | GuardRefusal
 export class SynapseCallError extends Error {
   constructor (readonly kind: SynapseFailureKind, readonly sent: boolean, readonly durationMs: number, cause: unknown) {
     super(`Synapse call failed: ${kind}`, { cause })
@@ -22,6 +24,7 @@ export class SynapseCallError extends Error {
 }
 
 const MAX_RESPONSE_BYTES = 256 * 1024
+const RETRY_DELAY_MS = 50
 
 const NOT_SENT_CODES = new Set([
   'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL',
@@ -50,7 +53,9 @@ export interface SynapseClientOptions {
   timeoutMs: number
   /** Where requests go; tests and embedders may pass their own. Defaults to a keep-alive Pool. */
   dispatcher?: Dispatcher
-  connections?: number
+  /** Requests in flight at most (also the pool size); the excess is refused at once. */
+  maxConcurrency: number
+  breaker?: Omit<GuardOptions, 'maxInFlight'>
 }
 
 export interface SynapseClient {
@@ -58,6 +63,8 @@ export interface SynapseClient {
   join: (roomIdOrAlias: string, userId: string) => Promise<SynapseResponse>
   resolveAlias: (alias: string) => Promise<SynapseResponse>
   whoami: () => Promise<SynapseResponse>
+  /** Seconds until calls are let through again while the circuit is open. */
+  readonly retryAfterS: number
   close: () => Promise<void>
 }
 
@@ -66,7 +73,7 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
   const prefix = base.pathname.replace(/\/+$/, '')
   const ownsDispatcher = options.dispatcher === undefined
   const dispatcher = options.dispatcher ?? new Pool(base.origin, {
-    connections: options.connections ?? 64,
+    connections: options.maxConcurrency,
     pipelining: 1,
     connect: { timeout: Math.min(options.timeoutMs, 5000) },
     headersTimeout: options.timeoutMs,
@@ -75,8 +82,30 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
     maxResponseSize: MAX_RESPONSE_BYTES
   })
   const authorization = `Bearer ${options.adminToken}`
+  const guard = new SynapseGuard({ maxInFlight: options.maxConcurrency, ...options.breaker })
 
+  /** Guarded by the cap and the breaker; a connection that failed before sending is retried once. */
   async function call (method: 'GET' | 'POST', path: string, body?: unknown): Promise<SynapseResponse> {
+    const refusal = guard.enter()
+    if (refusal !== undefined) throw new SynapseCallError(refusal, false, 0, undefined)
+    let failed = true
+    try {
+      let response: SynapseResponse
+      try {
+        response = await send(method, path, body)
+      } catch (error) {
+        if (!(error instanceof SynapseCallError) || error.sent) throw error
+        await sleep(RETRY_DELAY_MS)
+        response = await send(method, path, body)
+      }
+      failed = response.status >= 500
+      return response
+    } finally {
+      guard.leave(failed)
+    }
+  }
+
+  async function send (method: 'GET' | 'POST', path: string, body?: unknown): Promise<SynapseResponse> {
     const started = performance.now()
     const elapsed = () => Math.round((performance.now() - started) * 10) / 10
     try {
@@ -111,6 +140,7 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
       await call('POST', `/_synapse/admin/v1/join/${encodeURIComponent(roomIdOrAlias)}`, { user_id: userId }),
     resolveAlias: async (alias) => await call('GET', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias)}`),
     whoami: async () => await call('GET', '/_matrix/client/v3/account/whoami'),
+    get retryAfterS () { return guard.retryAfterS },
     async close () {
       if (ownsDispatcher) await dispatcher.close()
     }

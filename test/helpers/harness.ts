@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { request } from 'undici'
-import { buildApp, type App } from '../../src/app.js'
+import { buildApp, type App, type BuildOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import type { JwksTiming } from '../../src/auth/jwks.js'
 import { SimulatedHomeserver, type HomeserverOptions } from '../../dev/homeserver/server.js'
@@ -41,6 +41,7 @@ export interface HarnessOptions {
   /** Start the gateway against this URL instead of the simulated homeserver's. */
   synapseUrl?: string
   jwksTiming?: JwksTiming
+  synapseBreaker?: BuildOptions['synapseBreaker']
 }
 
 export class LogCapture extends Writable {
@@ -70,7 +71,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
     ...options.env
   }
   const logs = new LogCapture()
-  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming })
+  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => { await app.close() })
   const token = (claims: JwtClaims = {}) => signJwt({ alg: 'HS256' }, helpdeskClaims(claims), JWT_SECRET)
