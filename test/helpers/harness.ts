@@ -73,7 +73,13 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
   const logs = new LogCapture()
   const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
-  t.after(async () => { await app.close() })
+  t.after(async () => {
+    await app.close()
+    // Every test that uses the harness checks, on its way out, that no canary secret leaked.
+    for (const [where, text] of [['service log', logs.text], ['audit log', auditText()]] as const) {
+      if (text.includes(ADMIN_TOKEN) || text.includes(JWT_SECRET)) throw new Error(`a canary secret leaked into the ${where}`)
+    }
+  })
   const token = (claims: JwtClaims = {}) => signJwt({ alg: 'HS256' }, helpdeskClaims(claims), JWT_SECRET)
   const auditText = () => { try { return readFileSync(auditFile, 'utf8') } catch { return '' } }
   return {
