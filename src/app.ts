@@ -13,6 +13,7 @@ import { PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
 import errorHandler, { sendProblem } from './error-handler.js'
 import { createLogger } from './logging.js'
 import { requestIdFor } from './request-id.js'
+import openapi from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { roomRoutes } from './routes/rooms.js'
 import { MATRIX_FORMATS } from './schemas.js'
@@ -116,6 +117,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   })
 
   await fastify.register(errorHandler)
+  await fastify.register(openapi, { docsEnabled: config.docsEnabled })
   await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming })
   await fastify.register(healthRoutes, { synapse })
   await fastify.register(roomRoutes, { config, synapse, audit })

@@ -43,6 +43,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_PER_IP_PER_MINUTE: Integer({ minimum: 1, maximum: 10000000, default: '1200' }),
   ALLOW_REMOTE_ROOMS: Bool('false'),
   AUDIT_LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  DOCS_ENABLED: Bool('true'),
+  LOG_PRETTY: Bool('false'),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
@@ -166,6 +168,8 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     host: env.HOST,
     port: Number(env.PORT),
     logLevel: env.LOG_LEVEL,
+    logPretty: env.LOG_PRETTY === 'true',
+    docsEnabled: env.DOCS_ENABLED === 'true',
     auditLogFile: env.AUDIT_LOG_FILE,
     synapse: {
       url: env.SYNAPSE_URL.replace(/\/+$/, ''),

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { PROBLEMS, type ProblemCode } from './errors.js'
 import { isRoomIdOrAlias, isUserId } from './matrix-ids.js'
 
 /** Ajv formats for the Matrix grammar; registered once in buildApp. */
@@ -11,7 +12,7 @@ export const RoomParams = Type.Object({
   roomIdOrAlias: Type.String({
     format: 'matrix-room-id-or-alias',
     description: 'A room ID (!opaque:server, or !opaque for room version 12) or an alias (#name:server, with # sent as %23).',
-    examples: ['%23helpdesk:example.com', '!abcdefghijklmnop:example.com']
+    examples: ['#helpdesk:example.com', '!abcdefghijklmnop:example.com']
   })
 })
 
@@ -32,4 +33,58 @@ export const Problem = Type.Object({
   code: Type.String(),
   request_id: Type.String(),
   matrix_errcode: Type.Optional(Type.String())
-}, { description: 'RFC 9457 problem details' })
+}, { $id: 'Problem', description: 'RFC 9457 problem details; `code` is stable and machine-readable, `detail` is for people.' })
+
+/** A reference to the shared Problem schema (registered once with addSchema). */
+export const ProblemRef = Type.Ref(Problem)
+
+/**
+ * OpenAPI responses for the problems a route can answer, grouped by status, each code with an
+ * example. Serialized with the Problem schema whatever the status.
+ */
+export function problemResponses (codes: ProblemCode[]) {
+  const byStatus = new Map<number, ProblemCode[]>()
+  for (const code of codes) {
+    const status = PROBLEMS[code].status
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code])
+  }
+  return Object.fromEntries([...byStatus].map(([status, group]) => [status, {
+    description: group.map((code) => `\`${code}\`: ${PROBLEMS[code].title}`).join('; '),
+    content: {
+      'application/problem+json': {
+        schema: ProblemRef,
+        examples: Object.fromEntries(group.map((code) => [code, {
+          summary: PROBLEMS[code].title,
+          value: {
+            type: `urn:synapse-admin-gateway:problem:${code}`,
+            title: PROBLEMS[code].title,
+            status,
+            detail: PROBLEM_EXAMPLE_DETAILS[code] ?? PROBLEMS[code].title,
+            code,
+            request_id: '0b6f5e0e-2c1d-4b8e-9f55-3f2f3c1f8a10'
+          }
+        }]))
+      }
+    }
+  }]))
+}
+
+const PROBLEM_EXAMPLE_DETAILS: Partial<Record<ProblemCode, string>> = {
+  invalid_body: 'The body must be a JSON object with a string user_id, e.g. {"user_id": "@alice:example.com"}.',
+  invalid_user_id: 'user_id must be a Matrix user ID such as @alice:example.com.',
+  invalid_room: 'The room must be a room ID (!opaque:server) or an alias (#name:server, sent as %23name:server).',
+  missing_token: 'Send your organisation\'s token as Authorization: Bearer <token>.',
+  insufficient_role: 'This action needs one of the roles: matrix-admin.',
+  admin_not_in_room: 'The room is not public and the gateway\'s admin account is not in it; a room admin must invite it.',
+  user_deactivated: 'The user\'s account is deactivated; reactivate it in Synapse first.',
+  unsupported_media_type: 'Send the body as JSON with Content-Type: application/json (curl --json \'{"user_id": "@alice:example.com"}\').',
+  upstream_timeout: 'Synapse did not answer in time. The action may or may not have happened: check before retrying.'
+}
+
+export const JOIN_PROBLEMS: ProblemCode[] = [
+  'invalid_body', 'invalid_user_id', 'invalid_room', 'user_not_local', 'room_not_local', 'invalid_request',
+  'missing_token', 'invalid_token', 'token_expired',
+  'org_not_allowed', 'insufficient_role', 'admin_not_in_room', 'admin_cannot_invite', 'user_banned', 'room_blocked', 'synapse_forbidden',
+  'room_not_found', 'user_not_found', 'user_deactivated', 'payload_too_large', 'unsupported_media_type', 'rate_limited',
+  'upstream_error', 'upstream_auth_failed', 'upstream_unavailable', 'keys_unavailable', 'audit_unavailable', 'shutting_down', 'upstream_timeout'
+]

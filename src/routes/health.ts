@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { problem, type ProblemCode } from '../errors.js'
 import { SynapseCallError, type SynapseClient } from '../synapse/client.js'
 import { sendProblem } from '../error-handler.js'
+import { ProblemRef } from '../schemas.js'
 
 const CHECK_TTL_MS = 5000
 
@@ -48,11 +49,25 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ synapse: SynapseClient }>
   const adminTokenCheck = cachedAdminTokenCheck(synapse)
 
   fastify.get('/healthz', {
-    schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } }
+    schema: {
+      tags: ['health'],
+      summary: 'Liveness: 200 while the process serves',
+      response: { 200: Type.Object({ status: Type.Literal('ok') }, { description: 'Serving.' }) }
+    }
   }, async () => ({ status: 'ok' as const }))
 
   fastify.get('/readyz', {
-    schema: { response: { 200: Type.Object({ status: Type.Literal('ready') }) } }
+    schema: {
+      tags: ['health'],
+      summary: 'Readiness: Synapse accepts the admin token and signing keys are loaded',
+      response: {
+        200: Type.Object({ status: Type.Literal('ready') }, { description: 'Ready to serve actions.' }),
+        503: {
+          description: 'Not ready; `code` says why: upstream_unavailable, upstream_auth_failed, upstream_error or keys_unavailable.',
+          content: { 'application/problem+json': { schema: ProblemRef } }
+        }
+      }
+    }
   }, async (_request, reply) => {
     const [synapseResult, keysReady] = await Promise.all([adminTokenCheck(), fastify.signingKeysReady()])
     if (synapseResult !== 'ok') {

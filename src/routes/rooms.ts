@@ -8,7 +8,7 @@ import { problem } from '../errors.js'
 import { serverOf } from '../matrix-ids.js'
 import { callFailure, joinAnswer, lookedUpUser, resolvedRoomId } from '../synapse/answers.js'
 import { SynapseCallError, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
-import { JoinBody, JoinResult, Problem, RoomParams } from '../schemas.js'
+import { JOIN_PROBLEMS, JoinBody, JoinResult, RoomParams, problemResponses } from '../schemas.js'
 
 /** What one action request did, gathered as it goes and written as its audit entry. */
 interface Attempt {
@@ -108,10 +108,13 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
     config: { scope: 'room.join' },
     bodyLimit: 4096,
     schema: {
+      tags: ['rooms'],
       summary: 'Join a local user to a room',
+      description: 'Looks the user up (unknown: 404, deactivated: 409), then joins them through Synapse\'s admin API. Joining a user who is already in the room succeeds. For an alias, the answer carries the resolved room ID. Every attempt is audited.',
+      security: [{ bearerAuth: [] }],
       params: RoomParams,
       body: JoinBody,
-      response: { 200: JoinResult, '4xx': Problem, '5xx': Problem }
+      response: { 200: { description: 'The user is in the room.', ...JoinResult }, ...problemResponses(JOIN_PROBLEMS) }
     }
   }, async (request) => {
     const room = request.params.roomIdOrAlias
