@@ -124,6 +124,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   fastify.route({
     method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/v1/rooms/:roomIdOrAlias/members',
+    schema: { hide: true },
     handler: async (_request, reply) =>
       await sendProblem(reply, problem('method_not_allowed', 'Use POST to join a user to a room.', { headers: { allow: 'POST' } }))
   })
