@@ -12,12 +12,19 @@ import type { Config } from './config.js'
 import { PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
 import errorHandler, { sendProblem } from './error-handler.js'
 import { createLogger } from './logging.js'
+import { createMetrics, metricsRoute, type Metrics } from './metrics.js'
 import { requestIdFor } from './request-id.js'
 import openapi from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { roomRoutes } from './routes/rooms.js'
 import { MATRIX_FORMATS } from './schemas.js'
 import { createSynapseClient } from './synapse/client.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics
+  }
+}
 
 export interface BuildOptions {
   /** Where the service log goes (standard output when unset); tests capture it here. */
@@ -48,7 +55,7 @@ function answerClientError (error: Error & { code?: string }, socket: Duplex): v
 
 /** Builds the gateway; never listens (src/server.ts does). */
 export async function buildApp (config: Config, options: BuildOptions = {}) {
-  const logger = createLogger(config.logLevel, options.logDestination)
+  const logger = createLogger(config.logLevel, { destination: options.logDestination, pretty: config.logPretty })
   const fastify = Fastify({
     loggerInstance: logger,
     genReqId: requestIdFor,
@@ -57,7 +64,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     // Aliases reach 255 bytes, each of which may be percent-encoded.
     routerOptions: { maxParamLength: 1024 },
     bodyLimit: 4096,
-    trustProxy: false,
+    trustProxy: config.trustProxy,
     // Slow or stalled clients get 408 within seconds instead of holding a connection.
     requestTimeout: 10_000,
     keepAliveTimeout: 5_000,
@@ -92,7 +99,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     if (closing) reply.header('connection', 'close')
     return payload
   })
+  const metrics = createMetrics()
+  fastify.decorate('metrics', metrics)
   fastify.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: reply.statusCode })
     // The one access line per request; the query string is left out (it may carry tokens).
     request.log.info({
       method: request.method,
@@ -110,7 +120,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     breaker: options.synapseBreaker,
     dispatcher: options.synapseDispatcher
   })
-  const audit = createAuditLog(config.auditLogFile, logger)
+  const audit = createAuditLog(config.auditLogFile, logger, () => { metrics.auditWriteFailures.inc() })
   fastify.addHook('onClose', async () => {
     await synapse.close()
     audit.close()
@@ -118,9 +128,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
 
   await fastify.register(errorHandler)
   await fastify.register(openapi, { docsEnabled: config.docsEnabled })
-  await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming })
+  await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
   await fastify.register(healthRoutes, { synapse })
-  await fastify.register(roomRoutes, { config, synapse, audit })
+  await fastify.register(roomRoutes, { config, synapse, audit, metrics })
+  if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
   fastify.route({
     method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/v1/rooms/:roomIdOrAlias/members',

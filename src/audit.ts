@@ -69,7 +69,7 @@ export interface AuditLog {
   close: () => void
 }
 
-export function createAuditLog (file: string | undefined, log: FastifyBaseLogger): AuditLog {
+export function createAuditLog (file: string | undefined, log: FastifyBaseLogger, onWriteFailure: () => void = () => {}): AuditLog {
   const destination = new SyncAuditDestination(file)
   const logger = pino({
     base: null,
@@ -104,6 +104,7 @@ export function createAuditLog (file: string | undefined, log: FastifyBaseLogger
         return true
       } catch (err) {
         fail(err)
+        onWriteFailure()
         // The attempt may already have reached Synapse: keep its record in the service log.
         log.error({ audit: entry }, 'audit entry not written to the audit log')
         return false

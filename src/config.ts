@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { isServerName } from './matrix-ids.js'
@@ -44,6 +45,9 @@ export const EnvSchema = Type.Object({
   ALLOW_REMOTE_ROOMS: Bool('false'),
   AUDIT_LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
   DOCS_ENABLED: Bool('true'),
+  METRICS_ENABLED: Bool('true'),
+  METRICS_PORT: Type.Optional(Integer({ minimum: 1, maximum: 65535 })),
+  TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   LOG_PRETTY: Bool('false'),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
@@ -52,7 +56,7 @@ export const EnvSchema = Type.Object({
 })
 export type Env = Static<typeof EnvSchema>
 
-const INTEGER_VARIABLES = ['PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE'] as const
+const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE'] as const
 
 /** Says what is wrong with a variable without ever repeating its value (it may be a secret). */
 function describeProblem (schema: { anyOf?: Array<{ const: string }>, minimum?: number, maximum?: number, pattern?: string }, value: unknown): string {
@@ -77,6 +81,7 @@ function checkEnvShape (env: Record<string, string | undefined>): Env {
   }
   for (const key of INTEGER_VARIABLES) {
     const schema = EnvSchema.properties[key]
+    if (withDefaults[key] === undefined) continue
     const number = Number(withDefaults[key])
     if (number < schema.minimum || number > schema.maximum) {
       throw new ConfigError(key, describeProblem(schema, number))
@@ -141,6 +146,25 @@ function jwtVerification (env: Env, configuredAlgorithms: string[]): JwtVerifica
   return { kind: 'jwks', url: env.JWT_JWKS_URL as string, algorithms: allowedAlgorithms(configuredAlgorithms, ASYMMETRIC_ALGORITHMS, 'JWT_JWKS_URL') }
 }
 
+/**
+ * TRUST_PROXY: unset or `false` trusts no proxy (the client address is the peer's); `true`
+ * trusts every hop; a number trusts that many hops; anything else is a comma list of proxy
+ * addresses or CIDRs. Only trusted proxies' X-Forwarded-For reaches audit entries and limits.
+ */
+function trustProxy (value: string | undefined): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (value === undefined || value === 'false') return false
+  if (value === 'true') return true
+  if (/^[0-9]{1,2}$/.test(value)) {
+    const hops = Number(value)
+    return (_address, hop) => hop < hops
+  }
+  const list = value.split(',').map((item) => item.trim()).filter((item) => item !== '')
+  if (list.length === 0 || list.some((item) => !/^[0-9a-fA-F.:/]+$/.test(item))) {
+    throw new ConfigError('TRUST_PROXY', 'must be true, false, a hop count, or a comma list of addresses or CIDRs')
+  }
+  return list
+}
+
 export function loadConfig (rawEnv: Record<string, string | undefined>) {
   const env = checkEnvShape(rawEnv)
   if (!isServerName(env.SYNAPSE_SERVER_NAME)) {
@@ -164,12 +188,23 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     throw new ConfigError('JWT_ALGORITHMS', 'must name at least one algorithm')
   }
 
+  if (env.LOG_PRETTY === 'true') {
+    try {
+      createRequire(import.meta.url).resolve('pino-pretty')
+    } catch {
+      throw new ConfigError('LOG_PRETTY', 'needs the pino-pretty package, a development dependency (npm install); leave it off in production')
+    }
+  }
+
   return {
     host: env.HOST,
     port: Number(env.PORT),
     logLevel: env.LOG_LEVEL,
     logPretty: env.LOG_PRETTY === 'true',
     docsEnabled: env.DOCS_ENABLED === 'true',
+    metricsEnabled: env.METRICS_ENABLED === 'true',
+    metricsPort: env.METRICS_PORT === undefined ? undefined : Number(env.METRICS_PORT),
+    trustProxy: trustProxy(env.TRUST_PROXY),
     auditLogFile: env.AUDIT_LOG_FILE,
     synapse: {
       url: env.SYNAPSE_URL.replace(/\/+$/, ''),

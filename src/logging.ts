@@ -20,10 +20,13 @@ export const REDACTED_PATHS = [
   'config.jwt.verification.secret'
 ]
 
-export function createLogger (level: string, destination?: DestinationStream): Logger {
+/** JSON lines by default; LOG_PRETTY=true formats them for people (pino-pretty, in a worker). */
+export function createLogger (level: string, { destination, pretty = false }: { destination?: DestinationStream | undefined, pretty?: boolean } = {}): Logger {
   return pino({
     level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime
-  }, destination ?? pino.destination({ dest: 1, sync: false }))
+  }, destination ?? (pretty
+    ? pino.transport({ target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }) as DestinationStream
+    : pino.destination({ dest: 1, sync: false })))
 }

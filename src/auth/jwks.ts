@@ -20,6 +20,7 @@ export interface JwksOptions extends JwksTiming {
   algorithms: string[]
   log: FastifyBaseLogger
   fetchTimeoutMs?: number
+  onFetch?: (result: 'ok' | 'failed') => void
 }
 
 export interface JwtHeader { kid?: unknown, alg?: unknown }
@@ -110,9 +111,11 @@ export function createJwksStore (options: JwksOptions): JwksStore {
     inFlight = fetchKeySet().then((fresh) => {
       keys = fresh
       loadedAt = Date.now()
+      options.onFetch?.('ok')
       if (lastFailed) options.log.info('JWKS keys loaded again')
       lastFailed = false
     }, (err: Error) => {
+      options.onFetch?.('failed')
       if (!lastFailed) options.log.warn({ reason: err.message }, 'cannot load JWKS keys; cached keys stay in use')
       lastFailed = true
     }).finally(() => { inFlight = undefined })

@@ -41,7 +41,9 @@ function bearerToken (request: FastifyRequest): string {
   return token
 }
 
-async function auth (fastify: FastifyInstance, { config, jwksTiming }: { config: Config, jwksTiming?: JwksTiming | undefined }): Promise<void> {
+interface AuthOptions { config: Config, jwksTiming?: JwksTiming | undefined, onJwksFetch?: (result: 'ok' | 'failed') => void }
+
+async function auth (fastify: FastifyInstance, { config, jwksTiming, onJwksFetch }: AuthOptions): Promise<void> {
   const { verification, issuer, audience, clockToleranceS, maxAgeS, rolesClaim, orgClaim } = config.jwt
   const requiredClaims = ['exp']
   if (issuer !== undefined) requiredClaims.push('iss')
@@ -58,7 +60,7 @@ async function auth (fastify: FastifyInstance, { config, jwksTiming }: { config:
   let signingKeysReady = async () => true
   let jwtOptions: FastifyJWTOptions
   if (verification.kind === 'jwks') {
-    const store = createJwksStore({ url: verification.url, algorithms: verification.algorithms, log: fastify.log, ...jwksTiming })
+    const store = createJwksStore({ url: verification.url, algorithms: verification.algorithms, log: fastify.log, onFetch: onJwksFetch, ...jwksTiming })
     // Keys are fetched at start, without delaying it: an IdP that is down only makes /readyz say so.
     store.warm().catch(() => undefined)
     fastify.addHook('onClose', async () => { store.close() })

@@ -4,6 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import type { AuditLog, AuditUpstream } from '../audit.js'
 import { authorize, type Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
+import type { Metrics } from '../metrics.js'
 import { problem } from '../errors.js'
 import { serverOf } from '../matrix-ids.js'
 import { callFailure, joinAnswer, lookedUpUser, resolvedRoomId } from '../synapse/answers.js'
@@ -30,9 +31,9 @@ declare module 'fastify' {
 const MAX_AUDITED_TEXT = 512
 const auditedText = (value: unknown): string | null => typeof value === 'string' ? value.slice(0, MAX_AUDITED_TEXT) : null
 
-export interface RoomRoutesOptions { config: Config, synapse: SynapseClient, audit: AuditLog }
+export interface RoomRoutesOptions { config: Config, synapse: SynapseClient, audit: AuditLog, metrics: Metrics }
 
-export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (fastify, { config, synapse, audit }) => {
+export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (fastify, { config, synapse, audit, metrics }) => {
   const rolesByScope = { 'room.join': config.joinRoles }
   const { serverName } = config.synapse
 
@@ -42,9 +43,10 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
   // Per client IP before any token crypto, so a flood of junk tokens stays cheap to refuse.
   const ipLimit = fastify.createRateLimit({ max: config.rateLimitPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => `ip:${request.ip}` })
   const callerLimit = fastify.createRateLimit({ max: config.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => `sub:${request.attempt.actor?.sub ?? ''}` })
-  async function enforce (limiter: typeof ipLimit, request: FastifyRequest, who: string): Promise<void> {
+  async function enforce (limiter: typeof ipLimit, request: FastifyRequest, who: 'address' | 'caller'): Promise<void> {
     const limit = await limiter(request)
     if (!limit.isAllowed && limit.isExceeded) {
+      metrics.rateLimited.inc({ limit: who === 'address' ? 'ip' : 'caller' })
       throw problem('rate_limited', `Too many requests from this ${who} (${limit.max} a minute); retry later.`, { retryAfterS: Math.max(1, limit.ttlInSeconds) })
     }
   }
@@ -62,11 +64,13 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
   fastify.addHook('onSend', async (request, reply, payload) => {
     const error = request.gatewayError
     request.attempt ??= { actor: null, roomId: undefined, upstream: undefined }
+    const action = request.routeOptions.config.scope ?? 'unknown'
+    metrics.actions.inc({ action, outcome: error === undefined ? 'success' : error.outcome, code: error?.problem ?? 'none' })
     const body = request.body as { user_id?: unknown } | undefined
     const params = request.params as { roomIdOrAlias?: unknown }
     audit.record({
       request_id: request.id,
-      action: request.routeOptions.config.scope ?? 'unknown',
+      action,
       outcome: error === undefined ? 'success' : error.outcome,
       status: reply.statusCode,
       ...(error === undefined ? {} : { code: error.problem }),
@@ -88,6 +92,8 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
     const before = request.attempt.upstream?.duration_ms ?? 0
     try {
       const response = await send()
+      metrics.synapseDuration.observe({ call }, response.durationMs / 1000)
+      if (response.status >= 500) metrics.synapseErrors.inc({ call, kind: 'http_5xx' })
       const errcode = (response.json as { errcode?: unknown } | undefined)?.errcode
       request.attempt.upstream = {
         call,
@@ -98,6 +104,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
       return response
     } catch (error) {
       if (!(error instanceof SynapseCallError)) throw error
+      metrics.synapseErrors.inc({ call, kind: error.kind })
       request.attempt.upstream = { call, status: null, matrix_errcode: null, duration_ms: before + error.durationMs }
       if (error.sent) request.log.warn({ call, kind: error.kind }, 'Synapse call failed')
       throw callFailure(error, mayHaveActed, synapse.retryAfterS)
