@@ -28,6 +28,7 @@ export const EnvSchema = Type.Object({
   SYNAPSE_TIMEOUT_MS: Integer({ minimum: 100, maximum: 600000, default: '10000' }),
   SYNAPSE_MAX_CONCURRENCY: Integer({ minimum: 1, maximum: 10000, default: '64' }),
   JWT_SECRET: Type.Optional(Type.String()),
+  JWT_SECRET_FILE: Type.Optional(Type.String()),
   JWT_PUBLIC_KEY: Type.Optional(Type.String()),
   JWT_PUBLIC_KEY_FILE: Type.Optional(Type.String()),
   JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
@@ -91,7 +92,7 @@ function checkEnvShape (env: Record<string, string | undefined>): Env {
 }
 
 /** Reads `X` or `X_FILE` (never both); a file loses only its trailing newline. */
-function secretFromEnvOrFile (env: Env, name: 'SYNAPSE_ADMIN_TOKEN' | 'JWT_PUBLIC_KEY'): string | undefined {
+function secretFromEnvOrFile (env: Env, name: 'SYNAPSE_ADMIN_TOKEN' | 'JWT_SECRET' | 'JWT_PUBLIC_KEY'): string | undefined {
   const direct = env[name]
   const fileName = `${name}_FILE` as const
   const file = env[fileName]
@@ -122,21 +123,22 @@ export type JwtVerification =
   | { kind: 'jwks', url: string, algorithms: string[] }
 
 function jwtVerification (env: Env, configuredAlgorithms: string[]): JwtVerification {
+  const secret = secretFromEnvOrFile(env, 'JWT_SECRET')
   const publicKey = secretFromEnvOrFile(env, 'JWT_PUBLIC_KEY')
   const publicKeyVariable = env.JWT_PUBLIC_KEY_FILE !== undefined ? 'JWT_PUBLIC_KEY_FILE' : 'JWT_PUBLIC_KEY'
   const set = [
-    env.JWT_SECRET !== undefined && 'JWT_SECRET',
+    secret !== undefined && (env.JWT_SECRET_FILE !== undefined ? 'JWT_SECRET_FILE' : 'JWT_SECRET'),
     publicKey !== undefined && publicKeyVariable,
     env.JWT_JWKS_URL !== undefined && 'JWT_JWKS_URL'
   ].filter((name): name is string => name !== false)
   if (set.length === 0) {
-    throw new ConfigError('JWT_SECRET', 'is required (or JWT_PUBLIC_KEY, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL)')
+    throw new ConfigError('JWT_SECRET', 'is required (or JWT_SECRET_FILE, JWT_PUBLIC_KEY, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL)')
   }
   if (set.length > 1) {
     throw new ConfigError(set[1] as string, `conflicts with ${set[0] as string}; set exactly one way to verify tokens`)
   }
-  if (env.JWT_SECRET !== undefined) {
-    return { kind: 'secret', secret: env.JWT_SECRET, algorithms: allowedAlgorithms(configuredAlgorithms, HMAC_ALGORITHMS, 'JWT_SECRET') }
+  if (secret !== undefined) {
+    return { kind: 'secret', secret, algorithms: allowedAlgorithms(configuredAlgorithms, HMAC_ALGORITHMS, 'JWT_SECRET') }
   }
   if (publicKey !== undefined) {
     // Environment variables often carry PEM line breaks as literal \n.

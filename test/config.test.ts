@@ -115,3 +115,10 @@ t.test('the server process exits 1 with one line naming the variable', async (t)
   t.match(result.stderr, /^Invalid configuration: SYNAPSE_SERVER_NAME is required/)
   t.notMatch(result.stderr + result.stdout, /CANARY/)
 })
+
+t.test('JWT_SECRET_FILE works like the other *_FILE variables', async (t) => {
+  const secretFile = file('jwt_secret', `${SECRET}\n`)
+  const config = loadConfig({ ...base, JWT_SECRET: undefined, JWT_SECRET_FILE: secretFile })
+  t.match(config.jwt.verification, { kind: 'secret', secret: SECRET })
+  rejects(t, { ...base, JWT_SECRET_FILE: secretFile }, 'JWT_SECRET', 'both set')
+})

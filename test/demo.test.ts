@@ -43,3 +43,16 @@ t.test('the demo prints curl commands that work when pasted', async (t) => {
   const code = await new Promise((resolve) => child.once('exit', resolve))
   t.equal(code, 0, 'stops cleanly')
 })
+
+t.test('npm run token signs a token the gateway accepts', async (t) => {
+  const { startHarness, JWT_SECRET } = await import('./helpers/harness.js')
+  const { execFile } = await import('node:child_process')
+  const h = await startHarness(t)
+  const token = await new Promise<string>((resolve, reject) => {
+    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx dev/sign-token.ts --sub cli --roles matrix-admin', process.execPath],
+      { cwd: root, env: { PATH: process.env.PATH ?? '', JWT_SECRET } }, (error, stdout) => { error === null ? resolve(stdout.trim()) : reject(error) })
+  })
+  const res = await h.join(encodeURIComponent('!zfjAIbbHHrGJMZdmwr:test.local'), { user_id: '@alice:test.local' }, { token })
+  t.equal(res.status, 200)
+  t.match(h.audit()[0], { actor: { sub: 'cli', roles: ['matrix-admin'] } })
+})

@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { recordedState, type HomeserverState, type SeedOptions, type SimRoom } from './state.js'
@@ -27,6 +28,8 @@ export interface Fault { kind: FaultKind, on?: Endpoint, delayMs?: number, statu
 export interface ReceivedCall { endpoint: Endpoint, method: string, url: string, authorization: string | undefined, body: string }
 
 export interface HomeserverOptions extends Partial<SeedOptions> {
+  /** registration_shared_secret, for the shared-secret registration API (not in the recordings: per Synapse's docs). */
+  registrationSharedSecret?: string
   /** Newer Synapse versions report `deactivated` as a boolean instead of 0/1. */
   deactivatedAsBoolean?: boolean
 }
@@ -67,11 +70,15 @@ export class SimulatedHomeserver {
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
   private readonly deactivatedAsBoolean: boolean
+  readonly registrationSharedSecret: string
+  private readonly nonces = new Set<string>()
+  private readonly passwords = new Map<string, string>()
 
   constructor (options: HomeserverOptions = {}) {
     this.adminToken = options.adminToken ?? 'syt_YWRtaW4_simulated_admin_token'
     this.state = recordedState({ adminToken: this.adminToken, userTokens: options.userTokens })
     this.deactivatedAsBoolean = options.deactivatedAsBoolean ?? false
+    this.registrationSharedSecret = options.registrationSharedSecret ?? 'simulated-registration-shared-secret'
     this.server = createServer((request, response) => { this.handle(request, response) })
     this.server.on('connection', (socket) => {
       this.sockets.add(socket)
@@ -190,6 +197,8 @@ export class SimulatedHomeserver {
       const userId = this.requester(authorization, params)
       return { status: 200, body: { user_id: userId, is_guest: false, device_id: 'SIMULATED' } }
     }
+    if (path === '/_synapse/admin/v1/register') return method === 'GET' ? this.nonce() : this.register(body)
+    if (path === '/_matrix/client/v3/login' && method === 'POST') return this.login(body)
     const directory = /^\/_matrix\/client\/v3\/directory\/room\/([^/]*)$/.exec(path)
     if (directory !== null && method === 'GET') return this.directory(decodeOnce(directory[1] as string))
     const user = /^\/_synapse\/admin\/v2\/users\/([^/]*)$/.exec(path)
@@ -258,6 +267,42 @@ export class SimulatedHomeserver {
         external_ids: []
       }
     }
+  }
+
+  private nonce (): Answer {
+    const nonce = randomBytes(16).toString('hex')
+    this.nonces.add(nonce)
+    return { status: 200, body: { nonce } }
+  }
+
+  /** Shared-secret registration, as Synapse's admin API documentation describes it. */
+  private register (body: string): Answer {
+    const content = this.parseBody(body) as { nonce?: string, username?: string, password?: string, admin?: boolean, mac?: string }
+    if (typeof content.nonce !== 'string' || !this.nonces.delete(content.nonce)) return matrixError(400, 'M_UNKNOWN', 'unrecognised nonce')
+    const expected = createHmac('sha1', this.registrationSharedSecret)
+      .update(`${content.nonce}\x00${String(content.username)}\x00${String(content.password)}\x00${content.admin === true ? 'admin' : 'notadmin'}`)
+      .digest('hex')
+    if (content.mac !== expected) return matrixError(403, 'M_FORBIDDEN', 'HMAC incorrect')
+    const userId = `@${String(content.username)}:${this.serverName}`
+    if (this.state.users.has(userId)) return matrixError(400, 'M_USER_IN_USE', 'User ID already taken.')
+    this.state.users.set(userId, { admin: content.admin === true, deactivated: false, shadowBanned: false, creationTs: Date.now() })
+    this.passwords.set(userId, String(content.password))
+    return { status: 200, body: { access_token: this.issueToken(userId), user_id: userId, home_server: this.serverName, device_id: 'SIMULATED' } }
+  }
+
+  private login (body: string): Answer {
+    const content = this.parseBody(body) as { identifier?: { user?: string }, password?: string }
+    const userId = `@${String(content.identifier?.user)}:${this.serverName}`
+    if (this.passwords.get(userId) === undefined || this.passwords.get(userId) !== content.password) {
+      return matrixError(403, 'M_FORBIDDEN', 'Invalid username or password')
+    }
+    return { status: 200, body: { access_token: this.issueToken(userId), user_id: userId, home_server: this.serverName, device_id: 'SIMULATED' } }
+  }
+
+  private issueToken (userId: string): string {
+    const token = `syt_${randomBytes(18).toString('base64url')}`
+    this.state.tokens.set(token, userId)
+    return token
   }
 
   private directory (alias: string): Answer {

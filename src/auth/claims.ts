@@ -17,8 +17,15 @@ function invalidToken (detail: string) {
   return problem('invalid_token', detail, { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
 }
 
-/** Follows a dotted path through own properties only, so `__proto__` and friends lead nowhere. */
+/**
+ * A claim by its full name (namespaced claims such as `https://acme.example/roles` contain dots),
+ * else by following the dotted path. Own properties only, so `__proto__` and friends lead nowhere.
+ */
 export function claimAt (payload: unknown, path: string[]): unknown {
+  const fullName = path.join('.')
+  if (path.length > 1 && typeof payload === 'object' && payload !== null && Object.hasOwn(payload, fullName)) {
+    return (payload as Record<string, unknown>)[fullName]
+  }
   let value = payload
   for (const segment of path) {
     if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, segment)) return undefined
