@@ -24,8 +24,7 @@ export const REDACTED_PATHS = [
 export function createLogger (level: string, { destination, pretty = false }: { destination?: DestinationStream | undefined, pretty?: boolean } = {}): Logger {
   return pino({
     level,
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    timestamp: pino.stdTimeFunctions.isoTime
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' }
   }, destination ?? (pretty
     ? pino.transport({ target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }) as DestinationStream
     : pino.destination({ dest: 1, sync: false })))

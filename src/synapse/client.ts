@@ -18,7 +18,11 @@ export interface SynapseResponse {
 export type SynapseFailureKind = 'unavailable' | 'timeout' | 'broken' | GuardRefusal
 export class SynapseCallError extends Error {
   constructor (readonly kind: SynapseFailureKind, readonly sent: boolean, readonly durationMs: number, cause: unknown) {
+    // Refusals (saturated, circuit open) are frequent under load: no stack trace for them.
+    const limit = Error.stackTraceLimit
+    Error.stackTraceLimit = 0
     super(`Synapse call failed: ${kind}`, { cause })
+    Error.stackTraceLimit = limit
     this.name = 'SynapseCallError'
   }
 }
@@ -35,7 +39,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 function classify (error: unknown, durationMs: number): SynapseCallError {
   const code = (error as { code?: string }).code ?? ''
   if (NOT_SENT_CODES.has(code)) return new SynapseCallError('unavailable', false, durationMs, error)
-  if (TIMEOUT_CODES.has(code) || (error as Error).name === 'TimeoutError' || (error as Error).name === 'AbortError') {
+  if (TIMEOUT_CODES.has(code)) {
     return new SynapseCallError('timeout', true, durationMs, error)
   }
   return new SynapseCallError('broken', true, durationMs, error)
@@ -117,7 +121,6 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
           ? { authorization, accept: 'application/json' }
           : { authorization, accept: 'application/json', 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(options.timeoutMs),
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs
       })
