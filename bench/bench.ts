@@ -145,6 +145,7 @@ async function closedLoop (concurrency: number, call: () => Promise<void>): Prom
 }
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0
 const round1 = (n: number) => Math.round(n * 10) / 10
+const round2 = (n: number) => Number(n.toFixed(2))
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
 
 try {
@@ -218,9 +219,9 @@ try {
     table.push({ target: 'baseline', connections, ...base })
     for (const name of ['gateway HS256', 'gateway RS256']) {
       const own = summary(name, connections)
-      const ratio = round1(own.rps / base.rps * 100) / 100
+      const ratio = round2(own.rps / base.rps)
       ratios[`${name} @${connections}`] = ratio
-      table.push({ target: name, connections, ...own, 'rps ÷ baseline': ratio, 'cpu ÷ baseline': round1(own.cpuUsPerRequest / base.cpuUsPerRequest * 10) / 10 })
+      table.push({ target: name, connections, ...own, 'rps ÷ baseline': ratio, 'cpu ÷ baseline': round2(own.cpuUsPerRequest / base.cpuUsPerRequest) })
     }
   }
   const validRps = summary('gateway HS256', 100).rps
@@ -232,11 +233,11 @@ try {
     budgets: {
       'throughput @100, HS256 (≥ 0.75× baseline)': ratios['gateway HS256 @100'],
       'throughput @100, RS256 (≥ 0.75× baseline)': ratios['gateway RS256 @100'],
-      'invalid-token rejections ÷ valid requests (≥ 1.5)': round1(rejections.rps / validRps * 100) / 100,
+      'invalid-token rejections ÷ valid requests (≥ 1.5)': round2(rejections.rps / validRps),
       'added p50 latency, ms, 20 ms homeserver @10 (≤ 1)': round1(percentile(gatewayLatencies, 0.5) - percentile(directLatencies, 0.5)),
       'added p99 latency, ms, 20 ms homeserver @10 (≤ 3)': round1(percentile(gatewayLatencies, 0.99) - percentile(directLatencies, 0.99)),
       'idle RSS, MiB (≤ 90)': idleRssMiB,
-      'peak RSS under load ÷ idle (≤ 1.3)': round1(peakUnderLoad / idleRssMiB * 100) / 100,
+      'peak RSS under load ÷ idle (≤ 1.3)': round2(peakUnderLoad / idleRssMiB),
       'start-up to listening, ms (≤ 1000)': Math.round(hs256.startupMs)
     },
     details: {

@@ -85,23 +85,26 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, fastify.getDefaultJsonParser('error', 'error'))
 
-  fastify.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id)
-  })
+  // Hooks on every request are synchronous (callback style): cheaper than async ones.
   // Once closing, new requests are refused and answers still in flight end their keep-alive
   // connection, so the server stops as soon as they are done.
   let closing = false
   fastify.addHook('preClose', async () => { closing = true })
-  fastify.addHook('onRequest', async (_request, reply) => {
-    if (closing) return sendProblem(reply, problem('shutting_down', 'The gateway is shutting down; retry on another instance.', { retryAfterS: 5 }))
+  fastify.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
+    if (closing) {
+      sendProblem(reply, problem('shutting_down', 'The gateway is shutting down; retry on another instance.', { retryAfterS: 5 }))
+      return
+    }
+    done()
   })
-  fastify.addHook('onSend', async (_request, reply, payload) => {
+  fastify.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close')
-    return payload
+    done(null, payload)
   })
   const metrics = createMetrics()
   fastify.decorate('metrics', metrics)
-  fastify.addHook('onResponse', async (request, reply) => {
+  fastify.addHook('onResponse', (request, reply, done) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: reply.statusCode })
     // The one access line per request; the query string is left out (it may carry tokens).
     request.log.info({
@@ -110,6 +113,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
       status: reply.statusCode,
       duration_ms: Math.round(reply.elapsedTime * 10) / 10
     }, 'request')
+    done()
   })
 
   const synapse = createSynapseClient({

@@ -61,7 +61,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
     await enforce(callerLimit, request, 'caller')
   })
 
-  fastify.addHook('onSend', async (request, reply, payload) => {
+  fastify.addHook('onSend', (request, reply, payload, done) => {
     const error = request.gatewayError
     request.attempt ??= { actor: null, roomId: undefined, upstream: undefined }
     const action = request.routeOptions.config.scope ?? 'unknown'
@@ -84,7 +84,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
       ...(request.attempt.upstream === undefined ? {} : { upstream: request.attempt.upstream }),
       duration_ms: Math.round(reply.elapsedTime * 10) / 10
     })
-    return payload
+    done(null, payload)
   })
 
   /** Calls Synapse, remembers what it answered for the audit entry, and names failures. */
