@@ -34,13 +34,7 @@ t.test('hostile text in any field still gives exactly one JSON line per entry', 
 t.test('audit entries go to standard output when AUDIT_LOG_FILE is unset', async (t) => {
   const { spawnServer, collect, listening } = await import('./helpers/process.js')
   const h = await startHarness(t)
-  const child = spawnServer({
-    PORT: '0',
-    SYNAPSE_URL: h.homeserverUrl,
-    SYNAPSE_ADMIN_TOKEN: h.homeserver.adminToken,
-    SYNAPSE_SERVER_NAME: 'test.local',
-    JWT_SECRET: 'CANARY-jwt-secret-must-never-leak-0123456789abcdef'
-  })
+  const child = spawnServer(h.serverEnv())
   const out = collect(child)
   t.after(() => { child.kill('SIGKILL') })
   const url = await listening(child, out)

@@ -7,22 +7,13 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
-import { ADMIN_TOKEN, JWT_SECRET, startHarness, type Harness } from './helpers/harness.js'
+import { startHarness, type Harness } from './helpers/harness.js'
 import { collect, exited, listening, spawnServer } from './helpers/process.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 
 async function startServer (t: { after: (fn: () => unknown) => void }, h: Harness, auditFile: string) {
-  const child = spawnServer({
-    PORT: '0',
-    SYNAPSE_URL: h.homeserverUrl,
-    SYNAPSE_ADMIN_TOKEN: ADMIN_TOKEN,
-    SYNAPSE_SERVER_NAME: 'test.local',
-    JWT_SECRET,
-    AUDIT_LOG_FILE: auditFile,
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    RATE_LIMIT_PER_IP_PER_MINUTE: '1000000'
-  })
+  const child = spawnServer(h.serverEnv({ AUDIT_LOG_FILE: auditFile, RATE_LIMIT_PER_MINUTE: '1000000', RATE_LIMIT_PER_IP_PER_MINUTE: '1000000' }))
   t.after(() => { child.kill('SIGKILL') })
   const out = collect(child)
   const url = await listening(child, out)

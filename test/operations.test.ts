@@ -6,7 +6,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { loadConfig, ConfigError } from '../src/config.js'
-import { ADMIN_TOKEN, JWT_SECRET, startHarness } from './helpers/harness.js'
+import { startHarness } from './helpers/harness.js'
 import { collect, listening, spawnServer } from './helpers/process.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
@@ -42,9 +42,7 @@ t.test('metrics can be turned off, or moved to their own port', async (t) => {
   t.equal((await request(`${off.url}/metrics`)).statusCode, 404)
 
   const h = await startHarness(t)
-  const child = spawnServer({
-    PORT: '0', METRICS_PORT: String(20000 + Math.floor(Math.random() * 20000)), SYNAPSE_URL: h.homeserverUrl, SYNAPSE_ADMIN_TOKEN: ADMIN_TOKEN, SYNAPSE_SERVER_NAME: 'test.local', JWT_SECRET
-  })
+  const child = spawnServer(h.serverEnv({ METRICS_PORT: String(20000 + Math.floor(Math.random() * 20000)) }))
   t.after(() => { child.kill('SIGKILL') })
   const out = collect(child)
   const url = await listening(child, out)

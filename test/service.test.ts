@@ -92,14 +92,7 @@ t.test('SIGTERM: in-flight requests finish and are audited, then the process exi
   const h = await startHarness(t)
   h.homeserver.fault = { kind: 'slow', delayMs: 600, on: 'join' }
   const auditFile = `${h.auditFile}.server`
-  const child = spawnServer({
-    PORT: '0',
-    SYNAPSE_URL: h.homeserverUrl,
-    SYNAPSE_ADMIN_TOKEN: ADMIN_TOKEN,
-    SYNAPSE_SERVER_NAME: 'test.local',
-    JWT_SECRET,
-    AUDIT_LOG_FILE: auditFile
-  })
+  const child = spawnServer(h.serverEnv({ AUDIT_LOG_FILE: auditFile }))
   t.after(() => { child.kill('SIGKILL') })
   const out = collect(child)
   const url = await listening(child, out)

@@ -28,6 +28,8 @@ declare module 'fastify' {
   }
 }
 
+const newAttempt = (): Attempt => ({ actor: null, roomId: undefined, upstream: undefined })
+const tenths = (ms: number) => Math.round(ms * 10) / 10
 const MAX_AUDITED_TEXT = 512
 const auditedText = (value: unknown): string | null => typeof value === 'string' ? value.slice(0, MAX_AUDITED_TEXT) : null
 
@@ -52,7 +54,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
   }
 
   fastify.addHook('onRequest', async (request) => {
-    request.attempt = { actor: null, roomId: undefined, upstream: undefined }
+    request.attempt = newAttempt()
     await enforce(ipLimit, request, 'address')
     const caller = await fastify.authenticate(request)
     request.attempt.actor = caller
@@ -63,7 +65,8 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
 
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const error = request.gatewayError
-    request.attempt ??= { actor: null, roomId: undefined, upstream: undefined }
+    // Requests refused before the route's own hooks ran (e.g. while shutting down) have none yet.
+    request.attempt ??= newAttempt()
     const action = request.routeOptions.config.scope ?? 'unknown'
     metrics.actions.inc({ action, outcome: error === undefined ? 'success' : error.outcome, code: error?.problem ?? 'none' })
     const body = request.body as { user_id?: unknown } | undefined
@@ -82,7 +85,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
       },
       client: { ip: request.ip, user_agent: auditedText(request.headers['user-agent']) },
       ...(request.attempt.upstream === undefined ? {} : { upstream: request.attempt.upstream }),
-      duration_ms: Math.round(reply.elapsedTime * 10) / 10
+      duration_ms: tenths(reply.elapsedTime)
     })
     done(null, payload)
   })
@@ -99,13 +102,13 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
         call,
         status: response.status,
         matrix_errcode: typeof errcode === 'string' ? errcode.slice(0, 64) : null,
-        duration_ms: before + response.durationMs
+        duration_ms: tenths(before + response.durationMs)
       }
       return response
     } catch (error) {
       if (!(error instanceof SynapseCallError)) throw error
       metrics.synapseErrors.inc({ call, kind: error.kind })
-      request.attempt.upstream = { call, status: null, matrix_errcode: null, duration_ms: before + error.durationMs }
+      request.attempt.upstream = { call, status: null, matrix_errcode: null, duration_ms: tenths(before + error.durationMs) }
       if (error.sent) request.log.warn({ call, kind: error.kind }, 'Synapse call failed')
       throw callFailure(error, mayHaveActed, synapse.retryAfterS)
     }

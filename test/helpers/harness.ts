@@ -30,6 +30,8 @@ export interface Harness {
   /** Everything the service logged, raw. */
   logs: () => string
   auditFile: string
+  /** Environment for a real server process (test/helpers/process.ts) against this homeserver. */
+  serverEnv: (extra?: Record<string, string>) => Record<string, string>
   /** A valid HS256 token with the join role, with any claim overridden. */
   token: (claims?: JwtClaims) => string
   join: (room: string, body: unknown, options?: { token?: string | null, headers?: Record<string, string>, rawBody?: string }) => Promise<{ status: number, headers: Record<string, string | string[] | undefined>, body: any, text: string }>
@@ -88,6 +90,14 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
     homeserver,
     homeserverUrl,
     auditFile,
+    serverEnv: (extra = {}) => ({
+      PORT: '0',
+      SYNAPSE_URL: homeserverUrl,
+      SYNAPSE_ADMIN_TOKEN: ADMIN_TOKEN,
+      SYNAPSE_SERVER_NAME: 'test.local',
+      JWT_SECRET,
+      ...extra
+    }),
     audit: () => auditText().split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, any>),
     auditText,
     logs: () => logs.text,
