@@ -49,8 +49,9 @@ function answerClientError (error: Error & { code?: string }, socket: Duplex): v
     return
   }
   const { code, detail } = CLIENT_ERRORS[error.code ?? ''] ?? { code: 'invalid_request' as const, detail: 'The request is not valid HTTP.' }
-  const body = JSON.stringify(problemBody(problem(code, detail), randomUUID()))
-  socket.end(`HTTP/1.1 ${PROBLEMS[code].status} ${STATUS_CODES[PROBLEMS[code].status] ?? ''}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  const requestId = randomUUID()
+  const body = JSON.stringify(problemBody(problem(code, detail), requestId))
+  socket.end(`HTTP/1.1 ${PROBLEMS[code].status} ${STATUS_CODES[PROBLEMS[code].status] ?? ''}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`)
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */
@@ -77,6 +78,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     },
     frameworkErrors: (error, request, reply) => {
       request.log.debug({ code: error.code }, 'malformed request')
+      reply.header('x-request-id', request.id)
       sendProblem(reply, problem('invalid_request', 'The request URL or headers are malformed (check the percent-encoding).'))
     }
   }).withTypeProvider<TypeBoxTypeProvider>()

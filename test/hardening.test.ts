@@ -45,6 +45,7 @@ t.test('requests the HTTP parser refuses still get problem+json', async (t) => {
   t.equal(smuggled.status, 400, 'Content-Length with Transfer-Encoding')
   t.match(smuggled.text, /Content-Type: application\/problem\+json/)
   t.match(problemOf(smuggled.text), { status: 400, code: 'invalid_request' })
+  t.equal(/X-Request-Id: ([0-9a-f-]{36})/.exec(smuggled.text)?.[1], problemOf(smuggled.text).request_id, 'with an x-request-id like every answer')
   const oversized = await raw(h.url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`)
   t.equal(oversized.status, 431)
   t.match(problemOf(oversized.text), { status: 431, code: 'headers_too_large' })

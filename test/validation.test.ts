@@ -147,6 +147,7 @@ t.test('other methods on the action route are 405 with Allow; unknown routes 404
   t.notMatch(body.detail, /access_token/, 'the query string is not echoed')
   const badEncoding = await request(`${h.url}/v1/rooms/%E0%A4%A/members`, { method: 'POST', headers: { authorization: `Bearer ${h.token()}`, 'content-type': 'application/json' }, body: '{}' })
   t.equal(badEncoding.statusCode, 400)
+  t.match(badEncoding.headers['x-request-id'], /^[0-9a-f-]{36}$/)
   t.equal((await badEncoding.body.json() as Record<string, string>).code, 'invalid_request')
   t.equal(h.homeserver.calls.length, 0)
 })
