@@ -53,27 +53,40 @@ const warmup = await autocannon({ url, connections: 20, duration: 2, requests })
 await new Promise((resolve) => setTimeout(resolve, 200))
 const start = snapshot()
 const linesBefore = countAuditLines()
-const amount = Math.max(100, Math.round(warmup.requests.average * seconds))
-const result = await autocannon({ url, connections: 20, amount, requests })
+// Batches of a fixed size (about 5 s each) until the time is up: each batch ends only when
+// every request it sent was answered.
+const batch = Math.max(100, Math.round(warmup.requests.average * 5))
+const began = performance.now()
+const totals = { sent: 0, responses: 0, errors: 0, timeouts: 0, non2xx: 0, p99: 0 }
+while ((performance.now() - began) / 1000 < seconds) {
+  const result = await autocannon({ url, connections: 20, amount: batch, requests })
+  totals.sent += result.requests.sent
+  totals.responses += result.requests.total
+  totals.errors += result.errors
+  totals.timeouts += result.timeouts
+  totals.non2xx += result.non2xx
+  totals.p99 = Math.max(totals.p99, result.latency.p99)
+}
+const elapsedS = (performance.now() - began) / 1000
 await app.close()
 await homeserver.close()
 const end = snapshot()
 
 const auditLines = countAuditLines() - linesBefore
-const sent = result.requests.sent
 const report = {
-  seconds: Math.round(result.duration * 10) / 10,
-  requests_sent: sent,
-  responses: result.requests.total,
-  requests_per_s: result.requests.average,
-  latency_p99_ms: result.latency.p99,
-  errors: result.errors,
-  timeouts: result.timeouts,
-  non_2xx: result.non2xx,
+  seconds: Math.round(elapsedS),
+  requests_sent: totals.sent,
+  responses: totals.responses,
+  requests_per_s: Math.round(totals.responses / elapsedS),
+  worst_batch_latency_p99_ms: totals.p99,
+  errors: totals.errors,
+  timeouts: totals.timeouts,
+  non_2xx: totals.non2xx,
+  // RSS is this whole process: gateway, simulated homeserver and load generator together.
   start,
   end,
   audit_lines: auditLines,
-  audit_matches_requests: auditLines === sent
+  audit_matches_requests: auditLines === totals.sent
 }
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
-process.exitCode = report.audit_matches_requests && result.errors === 0 && result.timeouts === 0 ? 0 : 1
+process.exitCode = report.audit_matches_requests && totals.errors === 0 && totals.timeouts === 0 ? 0 : 1
