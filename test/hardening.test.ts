@@ -92,8 +92,8 @@ t.test('the per-IP limit applies before any token is verified', async (t) => {
   t.match(h.audit().at(-1), { outcome: 'denied', code: 'rate_limited', actor: null })
 })
 
-t.test('upstream faults over real sockets: parse errors, oversized bodies; POST never retried once sent', async (t) => {
-  const h = await startHarness(t)
+t.test('upstream faults over real sockets: parse errors, oversized bodies, dripping answers; POST never retried once sent', async (t) => {
+  const h = await startHarness(t, { env: { SYNAPSE_TIMEOUT_MS: '500' } })
   h.homeserver.fault = { kind: 'garbage', on: 'join' }
   let res = await h.join(room, user)
   t.match(res.body, { status: 502, code: 'upstream_error' })
@@ -101,6 +101,9 @@ t.test('upstream faults over real sockets: parse errors, oversized bodies; POST 
   h.homeserver.fault = { kind: 'huge', on: 'join' }
   res = await h.join(room, user)
   t.match(res.body, { status: 502, code: 'upstream_error' })
+  h.homeserver.fault = { kind: 'drip', on: 'user_lookup', delayMs: 100 }
+  res = await h.join(room, user)
+  t.match(res.body, { status: 504, code: 'upstream_timeout' }, 'a dripping answer cannot outlast SYNAPSE_TIMEOUT_MS')
   h.homeserver.fault = { kind: 'reset', on: 'join' }
   const before = h.homeserver.callsTo('join').length
   res = await h.join(room, user)

@@ -21,6 +21,7 @@ export type FaultKind =
   | 'reject-token' // the admin token is no longer valid
   | 'answer' // any status and JSON body, for answers a future Synapse might give
   | 'garbage' // bytes that are not HTTP
+  | 'drip' // headers, then one byte of the body every `delayMs`
   | 'huge' // a 200 whose JSON body is 1 MiB
 
 export interface Fault { kind: FaultKind, on?: Endpoint, delayMs?: number, status?: number, body?: unknown }
@@ -144,6 +145,12 @@ export class SimulatedHomeserver {
       case 'reject-token':
         this.send(response, matrixError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false }), request.method)
         return true
+      case 'drip': {
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' })
+        const timer = setInterval(() => { response.write(' ') }, fault.delayMs ?? 100)
+        response.on('close', () => { clearInterval(timer) })
+        return true
+      }
       case 'garbage':
         request.socket.end('NOT HTTP AT ALL\r\n\r\n')
         return true

@@ -39,7 +39,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 function classify (error: unknown, durationMs: number): SynapseCallError {
   const code = (error as { code?: string }).code ?? ''
   if (NOT_SENT_CODES.has(code)) return new SynapseCallError('unavailable', false, durationMs, error)
-  if (TIMEOUT_CODES.has(code)) {
+  if (TIMEOUT_CODES.has(code) || (error as Error).name === 'TimeoutError') {
     return new SynapseCallError('timeout', true, durationMs, error)
   }
   return new SynapseCallError('broken', true, durationMs, error)
@@ -121,6 +121,9 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
           ? { authorization, accept: 'application/json' }
           : { authorization, accept: 'application/json', 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
+        // The whole call, body included: headersTimeout and bodyTimeout alone restart per phase
+        // and per chunk, so a slowly dripping answer could outlast SYNAPSE_TIMEOUT_MS.
+        signal: AbortSignal.timeout(options.timeoutMs),
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs
       })
