@@ -24,8 +24,13 @@ closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
   await metricsServer?.close()
 })
 
-await app.listen({ host: config.host, port: config.port })
-if (metricsServer !== undefined) {
-  const address = await metricsServer.listen({ host: config.host, port: config.metricsPort })
-  app.log.info(`Metrics listening at ${address}/metrics`)
+try {
+  await app.listen({ host: config.host, port: config.port })
+  if (metricsServer !== undefined) {
+    const address = await metricsServer.listen({ host: config.host, port: config.metricsPort })
+    app.log.info(`Metrics listening at ${address}/metrics`)
+  }
+} catch (error) {
+  process.stderr.write(`Cannot listen on ${config.host}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}\n`)
+  process.exit(1)
 }

@@ -122,3 +122,14 @@ t.test('JWT_SECRET_FILE works like the other *_FILE variables', async (t) => {
   t.match(config.jwt.verification, { kind: 'secret', secret: SECRET })
   rejects(t, { ...base, JWT_SECRET_FILE: secretFile }, 'JWT_SECRET', 'both set')
 })
+
+t.test('a port that is taken stops the process with one line', async (t) => {
+  const { createServer } = await import('node:net')
+  const taken = createServer().listen(0, '127.0.0.1')
+  await new Promise((resolve) => taken.once('listening', resolve))
+  t.after(() => { taken.close() })
+  const port = String((taken.address() as { port: number }).port)
+  const result = await runServer({ ...base, HOST: '127.0.0.1', PORT: port })
+  t.equal(result.code, 1)
+  t.match(result.stderr, /^Cannot listen on 127\.0\.0\.1: EADDRINUSE\n$/)
+})
