@@ -1,6 +1,3 @@
-import { randomUUID } from 'node:crypto'
-import { STATUS_CODES } from 'node:http'
-import type { Duplex } from 'node:stream'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController } from 'fastify'
 import type { DestinationStream } from 'pino'
@@ -9,8 +6,8 @@ import { createAuditLog } from './audit.js'
 import authPlugin from './auth/plugin.js'
 import type { JwksTiming } from './auth/jwks.js'
 import type { Config } from './config.js'
-import { PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
-import errorHandler, { sendProblem } from './error-handler.js'
+import { problem } from './errors.js'
+import errorHandler, { answerClientError, sendProblem } from './error-handler.js'
 import { createLogger } from './logging.js'
 import { createMetrics, metricsRoute, type Metrics } from './metrics.js'
 import { requestIdFor } from './request-id.js'
@@ -35,23 +32,6 @@ export interface BuildOptions {
   jwksTiming?: JwksTiming
   /** Circuit breaker for Synapse calls (defaults: open after 5 failures, for 5 s). */
   synapseBreaker?: { failureThreshold?: number, openMs?: number }
-}
-
-const CLIENT_ERRORS: Record<string, { code: ProblemCode, detail: string }> = {
-  HPE_HEADER_OVERFLOW: { code: 'headers_too_large', detail: 'The request headers are too large.' },
-  ERR_HTTP_REQUEST_TIMEOUT: { code: 'request_timeout', detail: 'The request was not received in time.' }
-}
-
-/** Requests Node's HTTP parser refuses before Fastify sees them still get a problem+json. */
-function answerClientError (error: Error & { code?: string }, socket: Duplex): void {
-  if (!socket.writable) {
-    socket.destroy()
-    return
-  }
-  const { code, detail } = CLIENT_ERRORS[error.code ?? ''] ?? { code: 'invalid_request' as const, detail: 'The request is not valid HTTP.' }
-  const requestId = randomUUID()
-  const body = JSON.stringify(problemBody(problem(code, detail), requestId))
-  socket.end(`HTTP/1.1 ${PROBLEMS[code].status} ${STATUS_CODES[PROBLEMS[code].status] ?? ''}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`)
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */

@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { GatewayError, problem, problemBody } from './errors.js'
+import { GatewayError, PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
 
 const JWT_EXPIRED_CODES = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED'])
 
@@ -73,6 +76,23 @@ export function sendProblem (reply: FastifyReply, error: GatewayError): FastifyR
     .code(error.statusCode as number)
     .type('application/problem+json')
     .send(problemBody(error, reply.request.id))
+}
+
+const CLIENT_ERRORS: Record<string, { code: ProblemCode, detail: string }> = {
+  HPE_HEADER_OVERFLOW: { code: 'headers_too_large', detail: 'The request headers are too large.' },
+  ERR_HTTP_REQUEST_TIMEOUT: { code: 'request_timeout', detail: 'The request was not received in time.' }
+}
+
+/** Requests Node's HTTP parser refuses before Fastify sees them still get a problem+json. */
+export function answerClientError (error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy()
+    return
+  }
+  const { code, detail } = CLIENT_ERRORS[error.code ?? ''] ?? { code: 'invalid_request' as const, detail: 'The request is not valid HTTP.' }
+  const requestId = randomUUID()
+  const body = JSON.stringify(problemBody(problem(code, detail), requestId))
+  socket.end(`HTTP/1.1 ${PROBLEMS[code].status} ${STATUS_CODES[PROBLEMS[code].status] ?? ''}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`)
 }
 
 async function errorHandler (fastify: FastifyInstance): Promise<void> {
