@@ -11,7 +11,7 @@
  *   FILE_OWNER (uid:gid the files are given to; 1000:1000, the image's node user)
  */
 import { createHmac, randomBytes } from 'node:crypto'
-import { chownSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'undici'
 
 export interface BootstrapOptions {
@@ -52,6 +52,7 @@ export function registrationMac (sharedSecret: string, nonce: string, username: 
 
 function writeSecret (file: string, value: string, owner: BootstrapOptions['owner']): void {
   writeFileSync(file, `${value}\n`, { mode: 0o600 })
+  chmodSync(file, 0o600) // the mode above applies only when the file is created
   if (owner !== undefined) chownSync(file, owner.uid, owner.gid)
 }
 

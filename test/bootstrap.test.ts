@@ -17,6 +17,7 @@ t.test('registers, keeps, and recovers the gateway admin token', async (t) => {
   t.after(async () => { await homeserver.close(); rmSync(dir, { recursive: true, force: true }) })
   const options = { synapseUrl, sharedSecret: 'shh-registration', username: 'gateway-admin', tokenFile: join(dir, 'token'), passwordFile: join(dir, 'password') }
 
+  writeFileSync(options.tokenFile, '', { mode: 0o644 }) // the README has it created empty first
   t.equal(await bootstrapAdmin(options), 'registered')
   const token = readFileSync(options.tokenFile, 'utf8').trim()
   t.equal(statSync(options.tokenFile).mode & 0o777, 0o600, 'the token file is private')
