@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { GatewayError, PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
+import { DETAILS, GatewayError, PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
 
 const JWT_EXPIRED_CODES = new Set(['FST_JWT_AUTHORIZATION_TOKEN_EXPIRED', 'FAST_JWT_EXPIRED'])
 
@@ -20,16 +20,16 @@ type ForeignError = FastifyError & { name?: string }
 function fromValidation (error: ForeignError): GatewayError {
   const first = error.validation?.[0]
   if (error.validationContext === 'params') {
-    return problem('invalid_room', 'The room must be a room ID (!opaque:server) or an alias (#name:server, sent as %23name:server).')
+    return problem('invalid_room', DETAILS.invalid_room)
   }
   if (first?.instancePath === '/user_id' && first.keyword === 'format') {
-    return problem('invalid_user_id', 'user_id must be a Matrix user ID such as @alice:example.com.')
+    return problem('invalid_user_id', DETAILS.invalid_user_id)
   }
   if (first?.keyword === 'additionalProperties') {
     const field = String((first.params as { additionalProperty?: unknown }).additionalProperty).slice(0, 64)
     return problem('invalid_body', `Unknown field "${field}": the body takes only user_id.`)
   }
-  return problem('invalid_body', 'The body must be a JSON object with a string user_id, e.g. {"user_id": "@alice:example.com"}.')
+  return problem('invalid_body', DETAILS.invalid_body)
 }
 
 /** Turns anything thrown inside the app, Fastify's and plugins' errors included, into our problem. */
@@ -50,7 +50,7 @@ export function toGatewayError (error: ForeignError): GatewayError {
   switch (code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
-      return problem('unsupported_media_type', 'Send the body as JSON with Content-Type: application/json (curl --json \'{"user_id": "@alice:example.com"}\').')
+      return problem('unsupported_media_type', DETAILS.unsupported_media_type)
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return problem('payload_too_large', 'The body is larger than this API accepts (4 KiB).')
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

@@ -45,6 +45,17 @@ export const PROBLEMS = {
 
 export type ProblemCode = keyof typeof PROBLEMS
 
+/** Details that never vary, used by the code that answers them and by the OpenAPI examples. */
+export const DETAILS = {
+  invalid_body: 'The body must be a JSON object with a string user_id, e.g. {"user_id": "@alice:example.com"}.',
+  invalid_user_id: 'user_id must be a Matrix user ID such as @alice:example.com.',
+  invalid_room: 'The room must be a room ID (!opaque:server) or an alias (#name:server, sent as %23name:server).',
+  missing_token: 'Send your organisation\'s token as Authorization: Bearer <token>.',
+  user_deactivated: 'The user\'s account is deactivated; reactivate it in Synapse first.',
+  unsupported_media_type: 'Send the body as JSON with Content-Type: application/json (curl --json \'{"user_id": "@alice:example.com"}\').',
+  upstream_timeout: 'Synapse did not answer in time. The action may or may not have happened: check before retrying.'
+} as const satisfies Partial<Record<ProblemCode, string>>
+
 export interface ProblemOptions {
   /** Synapse's errcode, when Synapse gave one. */
   matrixErrcode?: string

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { PROBLEMS, type ProblemCode } from './errors.js'
+import { DETAILS, PROBLEMS, type ProblemCode } from './errors.js'
 import { isRoomIdOrAlias, isUserId } from './matrix-ids.js'
 
 /** Ajv formats for the Matrix grammar; registered once in buildApp. */
@@ -69,16 +69,11 @@ export function problemResponses (codes: ProblemCode[]) {
   }]))
 }
 
+/** Example details: the fixed ones as answered, plus two that name roles or Synapse's words. */
 const PROBLEM_EXAMPLE_DETAILS: Partial<Record<ProblemCode, string>> = {
-  invalid_body: 'The body must be a JSON object with a string user_id, e.g. {"user_id": "@alice:example.com"}.',
-  invalid_user_id: 'user_id must be a Matrix user ID such as @alice:example.com.',
-  invalid_room: 'The room must be a room ID (!opaque:server) or an alias (#name:server, sent as %23name:server).',
-  missing_token: 'Send your organisation\'s token as Authorization: Bearer <token>.',
+  ...DETAILS,
   insufficient_role: 'This action needs one of the roles: matrix-admin.',
-  admin_not_in_room: 'The room is not public and the gateway\'s admin account is not in it; a room admin must invite it.',
-  user_deactivated: 'The user\'s account is deactivated; reactivate it in Synapse first.',
-  unsupported_media_type: 'Send the body as JSON with Content-Type: application/json (curl --json \'{"user_id": "@alice:example.com"}\').',
-  upstream_timeout: 'Synapse did not answer in time. The action may or may not have happened: check before retrying.'
+  admin_not_in_room: 'The room is not public and the gateway\'s admin account is not in it; a room admin must invite it.'
 }
 
 export const JOIN_PROBLEMS: ProblemCode[] = [

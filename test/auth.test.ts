@@ -124,7 +124,7 @@ t.test('public keys: RSA, EC and Ed25519 PEMs; no key confusion', async (t) => {
     await expectDenied(t, h, signJwt({ alg: 'HS256' }, helpdeskClaims(), pem), 401, 'invalid_token', `${key.alg}: HS256 signed with the public PEM`)
     const jwkText = JSON.stringify(key.publicKey.export({ format: 'jwk' }))
     await expectDenied(t, h, signJwt({ alg: 'HS256' }, helpdeskClaims(), jwkText), 401, 'invalid_token', `${key.alg}: HS256 signed with the JWK text`)
-    await expectDenied(t, h, signWith({ ...rsaKey('other'), alg: key.alg === 'RS256' ? 'RS256' : 'RS256' }), 401, 'invalid_token', `${key.alg}: another key`)
+    await expectDenied(t, h, signWith(rsaKey('other')), 401, 'invalid_token', `${key.alg}: another key`)
   }
   const rsa = rsaKey('env')
   const inline = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString().replace(/\n/g, '\\n')

@@ -33,6 +33,8 @@ export interface HomeserverOptions extends Partial<SeedOptions> {
   registrationSharedSecret?: string
   /** Newer Synapse versions report `deactivated` as a boolean instead of 0/1. */
   deactivatedAsBoolean?: boolean
+  /** Keep every request in `calls` (for tests; off for long benchmark runs). */
+  recordCalls?: boolean
 }
 
 const JSON_HEADERS = {
@@ -71,6 +73,7 @@ export class SimulatedHomeserver {
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
   private readonly deactivatedAsBoolean: boolean
+  private readonly recordCalls: boolean
   readonly registrationSharedSecret: string
   private readonly nonces = new Set<string>()
   private readonly passwords = new Map<string, string>()
@@ -79,6 +82,7 @@ export class SimulatedHomeserver {
     this.adminToken = options.adminToken ?? 'syt_YWRtaW4_simulated_admin_token'
     this.state = recordedState({ adminToken: this.adminToken, userTokens: options.userTokens })
     this.deactivatedAsBoolean = options.deactivatedAsBoolean ?? false
+    this.recordCalls = options.recordCalls ?? true
     this.registrationSharedSecret = options.registrationSharedSecret ?? 'simulated-registration-shared-secret'
     this.server = createServer((request, response) => { this.handle(request, response) })
     this.server.on('connection', (socket) => {
@@ -111,7 +115,7 @@ export class SimulatedHomeserver {
       const body = Buffer.concat(chunks).toString('utf8')
       const url = request.url ?? '/'
       const endpoint = this.endpointOf(url)
-      this.calls.push({ endpoint, method: request.method ?? 'GET', url, authorization: request.headers.authorization, body })
+      if (this.recordCalls) this.calls.push({ endpoint, method: request.method ?? 'GET', url, authorization: request.headers.authorization, body })
       const fault = this.fault !== undefined && (this.fault.on === undefined || this.fault.on === endpoint) ? this.fault : undefined
       if (fault !== undefined && this.applyFault(fault, request, response, () => this.answer(request, url, body, response))) return
       this.answer(request, url, body, response)

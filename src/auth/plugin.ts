@@ -2,7 +2,7 @@ import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import { problem } from '../errors.js'
+import { DETAILS, problem } from '../errors.js'
 import { callerFrom, type Caller } from './claims.js'
 import { createJwksStore, type JwksTiming, type JwtHeader } from './jwks.js'
 
@@ -30,7 +30,7 @@ function bearerToken (request: FastifyRequest): string {
   const header = request.headers.authorization
   const match = header === undefined ? null : BEARER.exec(header)
   if (match === null) {
-    throw problem('missing_token', 'Send your organisation\'s token as Authorization: Bearer <token>.', {
+    throw problem('missing_token', DETAILS.missing_token, {
       headers: { 'www-authenticate': 'Bearer' }
     })
   }

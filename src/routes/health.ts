@@ -34,15 +34,10 @@ function cachedAdminTokenCheck (synapse: SynapseClient): () => Promise<CheckResu
   }
 }
 
-const CODE_BY_RESULT: Record<Exclude<CheckResult, 'ok'>, ProblemCode> = {
-  unreachable: 'upstream_unavailable',
-  token_rejected: 'upstream_auth_failed',
-  unexpected_answer: 'upstream_error'
-}
-const DETAIL_BY_RESULT: Record<Exclude<CheckResult, 'ok'>, string> = {
-  unreachable: 'Synapse cannot be reached.',
-  token_rejected: 'Synapse rejects the admin token.',
-  unexpected_answer: 'Synapse answers, but not as its API should.'
+const NOT_READY: Record<Exclude<CheckResult, 'ok'>, { code: ProblemCode, detail: string }> = {
+  unreachable: { code: 'upstream_unavailable', detail: 'Synapse cannot be reached.' },
+  token_rejected: { code: 'upstream_auth_failed', detail: 'Synapse rejects the admin token.' },
+  unexpected_answer: { code: 'upstream_error', detail: 'Synapse answers, but not as its API should.' }
 }
 
 export const healthRoutes: FastifyPluginAsyncTypebox<{ synapse: SynapseClient }> = async (fastify, { synapse }) => {
@@ -71,7 +66,8 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ synapse: SynapseClient }>
   }, async (_request, reply) => {
     const [synapseResult, keysReady] = await Promise.all([adminTokenCheck(), fastify.signingKeysReady()])
     if (synapseResult !== 'ok') {
-      return sendProblem(reply, problem(CODE_BY_RESULT[synapseResult], `Not ready: ${DETAIL_BY_RESULT[synapseResult]}`, { retryAfterS: 5, status: 503 }))
+      const { code, detail } = NOT_READY[synapseResult]
+      return sendProblem(reply, problem(code, `Not ready: ${detail}`, { retryAfterS: 5, status: 503 }))
     }
     if (!keysReady) {
       return sendProblem(reply, problem('keys_unavailable', 'Not ready: the signing keys (JWT_JWKS_URL) have not been loaded yet.', { retryAfterS: 5 }))

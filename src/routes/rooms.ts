@@ -5,7 +5,7 @@ import type { AuditLog, AuditUpstream } from '../audit.js'
 import { authorize, type Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
 import type { Metrics } from '../metrics.js'
-import { problem } from '../errors.js'
+import { DETAILS, problem } from '../errors.js'
 import { serverOf } from '../matrix-ids.js'
 import { callFailure, joinAnswer, lookedUpUser, resolvedRoomId } from '../synapse/answers.js'
 import { SynapseCallError, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
@@ -68,13 +68,14 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
     // Requests refused before the route's own hooks ran (e.g. while shutting down) have none yet.
     request.attempt ??= newAttempt()
     const action = request.routeOptions.config.scope ?? 'unknown'
-    metrics.actions.inc({ action, outcome: error === undefined ? 'success' : error.outcome, code: error?.problem ?? 'none' })
+    const outcome = error === undefined ? 'success' : error.outcome
+    metrics.actions.inc({ action, outcome, code: error?.problem ?? 'none' })
     const body = request.body as { user_id?: unknown } | undefined
     const params = request.params as { roomIdOrAlias?: unknown }
     audit.record({
       request_id: request.id,
       action,
-      outcome: error === undefined ? 'success' : error.outcome,
+      outcome,
       status: reply.statusCode,
       ...(error === undefined ? {} : { code: error.problem }),
       actor: request.attempt.actor,
@@ -142,7 +143,7 @@ export const roomRoutes: FastifyPluginAsyncTypebox<RoomRoutesOptions> = async (f
     // Synapse would join a deactivated user without complaint: look the user up first.
     const user = lookedUpUser(await track(request, 'user_lookup', false, async () => await synapse.lookupUser(userId)))
     if (user.deactivated) {
-      throw problem('user_deactivated', 'The user\'s account is deactivated; reactivate it in Synapse first.')
+      throw problem('user_deactivated', DETAILS.user_deactivated)
     }
 
     const answer = joinAnswer(await track(request, 'join', true, async () => await synapse.join(room, userId)), userId)

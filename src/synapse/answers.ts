@@ -1,4 +1,4 @@
-import { problem, type GatewayError } from '../errors.js'
+import { DETAILS, problem, type GatewayError } from '../errors.js'
 import type { SynapseCallError, SynapseResponse } from './client.js'
 
 /**
@@ -59,7 +59,7 @@ export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, r
     case 'unavailable':
       return problem('upstream_unavailable', 'Synapse cannot be reached; retry shortly or ask the operator to check it.', { retryAfterS: 5 })
     case 'timeout':
-      return problem('upstream_timeout', 'Synapse did not answer in time. The action may or may not have happened: check before retrying.', { outcome })
+      return problem('upstream_timeout', DETAILS.upstream_timeout, { outcome })
     case 'broken':
       return problem('upstream_error', 'The connection to Synapse broke or its answer was unreadable. The action may or may not have happened.', { outcome })
   }

@@ -29,6 +29,7 @@ export class SynapseCallError extends Error {
 
 const MAX_RESPONSE_BYTES = 256 * 1024
 const DEADLINE_EXCEEDED = 'GATEWAY_DEADLINE_EXCEEDED'
+const RETRY_DELAY_MS = 50
 
 /**
  * Reads the body, giving up once the call's deadline has passed. undici's headersTimeout and
@@ -47,7 +48,6 @@ async function readWithinDeadline (body: Dispatcher.ResponseData['body'], deadli
   }
   return Buffer.concat(chunks).toString('utf8')
 }
-const RETRY_DELAY_MS = 50
 
 const NOT_SENT_CODES = new Set([
   'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL',
@@ -99,8 +99,6 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
     connections: options.maxConcurrency,
     pipelining: 1,
     connect: { timeout: Math.min(options.timeoutMs, 5000) },
-    headersTimeout: options.timeoutMs,
-    bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000,
     maxResponseSize: MAX_RESPONSE_BYTES
   })
@@ -140,6 +138,7 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
           ? { authorization, accept: 'application/json' }
           : { authorization, accept: 'application/json', 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
+        // Per request, so they hold with any dispatcher (an embedder's too).
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs
       })
