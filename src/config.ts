@@ -27,6 +27,8 @@ export const EnvSchema = Type.Object({
   SYNAPSE_SERVER_NAME: Type.String({ minLength: 1 }),
   SYNAPSE_TIMEOUT_MS: Integer({ minimum: 100, maximum: 600000, default: '10000' }),
   SYNAPSE_MAX_CONCURRENCY: Integer({ minimum: 1, maximum: 10000, default: '64' }),
+  SYNAPSE_QUEUE_TIMEOUT_MS: Integer({ minimum: 0, maximum: 600000, default: '2000' }),
+  SHUTDOWN_GRACE_MS: Integer({ minimum: 1000, maximum: 3600000, default: '30000' }),
   JWT_SECRET: Type.Optional(Type.String()),
   JWT_SECRET_FILE: Type.Optional(Type.String()),
   JWT_PUBLIC_KEY: Type.Optional(Type.String()),
@@ -45,6 +47,13 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_PER_IP_PER_MINUTE: Integer({ minimum: 1, maximum: 10000000, default: '1200' }),
   ALLOW_REMOTE_ROOMS: Bool('false'),
   AUDIT_LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  AUDIT_CHAIN_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  REQUIRE_REASON: Bool('false'),
+  IDEMPOTENCY_TTL_S: Integer({ minimum: 1, maximum: 31536000, default: '86400' }),
+  BATCH_MAX_ITEMS: Integer({ minimum: 1, maximum: 10000, default: '100' }),
+  BATCH_CONCURRENCY: Integer({ minimum: 1, maximum: 256, default: '4' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^(redis|rediss|valkey|valkeys)://[^\\s]+$' })),
   DOCS_ENABLED: Bool('true'),
   METRICS_ENABLED: Bool('true'),
   METRICS_PORT: Type.Optional(Integer({ minimum: 1, maximum: 65535 })),
@@ -57,7 +66,7 @@ export const EnvSchema = Type.Object({
 })
 export type Env = Static<typeof EnvSchema>
 
-const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE'] as const
+const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE'] as const
 
 /** Says what is wrong with a variable without ever repeating its value (it may be a secret). */
 function describeProblem (schema: { anyOf?: Array<{ const: string }>, minimum?: number, maximum?: number, pattern?: string }, value: unknown): string {
@@ -190,6 +199,19 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     throw new ConfigError('JWT_ALGORITHMS', 'must name at least one algorithm')
   }
 
+  if (Number(env.SYNAPSE_TIMEOUT_MS) >= Number(env.SHUTDOWN_GRACE_MS)) {
+    throw new ConfigError('SYNAPSE_TIMEOUT_MS', `(${env.SYNAPSE_TIMEOUT_MS}) must be shorter than SHUTDOWN_GRACE_MS (${env.SHUTDOWN_GRACE_MS}), so a request's Synapse work ends before the shutdown grace period does`)
+  }
+  let auditChainKey: Buffer | undefined
+  if (env.AUDIT_CHAIN_KEY_FILE !== undefined) {
+    try {
+      auditChainKey = readFileSync(env.AUDIT_CHAIN_KEY_FILE)
+    } catch (err) {
+      throw new ConfigError('AUDIT_CHAIN_KEY_FILE', `names a file that cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+    if (auditChainKey.length < 16) throw new ConfigError('AUDIT_CHAIN_KEY_FILE', 'names a file with fewer than 16 bytes; use a long random key')
+  }
+
   if (env.LOG_PRETTY === 'true') {
     try {
       createRequire(import.meta.url).resolve('pino-pretty')
@@ -208,12 +230,21 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     metricsPort: env.METRICS_PORT === undefined ? undefined : Number(env.METRICS_PORT),
     trustProxy: trustProxy(env.TRUST_PROXY),
     auditLogFile: env.AUDIT_LOG_FILE,
+    auditChainKey,
+    policyFile: env.POLICY_FILE,
+    requireReason: env.REQUIRE_REASON === 'true',
+    shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS),
+    idempotencyTtlS: Number(env.IDEMPOTENCY_TTL_S),
+    batchMaxItems: Number(env.BATCH_MAX_ITEMS),
+    batchConcurrency: Number(env.BATCH_CONCURRENCY),
+    redisUrl: env.REDIS_URL,
     synapse: {
       url: env.SYNAPSE_URL.replace(/\/+$/, ''),
       adminToken,
       serverName: env.SYNAPSE_SERVER_NAME,
       timeoutMs: Number(env.SYNAPSE_TIMEOUT_MS),
-      maxConcurrency: Number(env.SYNAPSE_MAX_CONCURRENCY)
+      maxConcurrency: Number(env.SYNAPSE_MAX_CONCURRENCY),
+      queueTimeoutMs: Number(env.SYNAPSE_QUEUE_TIMEOUT_MS)
     },
     jwt: {
       verification: jwtVerification(env, algorithms),
