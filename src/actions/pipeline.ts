@@ -111,8 +111,6 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
     const target = actionOf(request)?.target({ params: request.params ?? {}, body: request.body }) ?? {}
     const actor = attempt.actor
     return {
-      log: 'audit',
-      request_id: request.id,
       action: attempt.action,
       outcome,
       status: reply.statusCode,
@@ -180,8 +178,6 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
     const target = actionOf(request)?.target({ params: request.params, body: request.body }) ?? {}
     const actor = attempt.actor as Caller
     return {
-      log: 'audit',
-      request_id: request.id,
       action: attempt.action,
       actor: { sub: actor.sub, org: actor.org, roles: actor.roles, ...(actor.iss === undefined ? {} : { iss: actor.iss }), ...(actor.jti === undefined ? {} : { jti: actor.jti }) },
       target: { room: auditedText(target.room), user_id: auditedText(target.userId), ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId }) },

@@ -1,3 +1,4 @@
+import { serverOf } from '../matrix-ids.js'
 import { JoinBody, JoinResult, RoomParams } from '../schemas.js'
 import { blockStatus, joinAnswer } from '../synapse/answers.js'
 import { snapshot } from '../synapse/rooms.js'
@@ -24,7 +25,9 @@ export const roomJoin: ActionDefinition<typeof RoomParams, typeof JoinBody> = {
     const user = userId as string
     const resolved = room as NonNullable<typeof room>
     await lookUpActiveUser(context, user)
-    joinAnswer(await context.act('join', context.synapse.join(resolved.id, user, resolved.servers)), user)
+    // Server hints only for a remote room (ALLOW_REMOTE_ROOMS): a local room needs none.
+    const servers = resolved.alias !== null && serverOf(resolved.alias) !== context.config.synapse.serverName ? resolved.servers : []
+    joinAnswer(await context.act('join', context.synapse.join(resolved.id, user, servers)), user)
     return { room_id: resolved.id, user_id: user }
   },
 

@@ -48,8 +48,10 @@ function commonProblem (response: SynapseResponse, outcomeIfUnclear: Outcome): G
 
 const isObject = (json: unknown): json is Record<string, unknown> => typeof json === 'object' && json !== null && !Array.isArray(json)
 
-function unexpected (response: SynapseResponse, outcome: Outcome = 'failed'): GatewayError {
+/** `acting`: the call may have changed Synapse; then only a clear refusal (4xx) is a failure. */
+function unexpected (response: SynapseResponse, acting = false): GatewayError {
   const { errcode, error } = matrixError(response.json)
+  const outcome: Outcome = acting && (response.status < 400 || response.status >= 500) ? 'unknown' : 'failed'
   return problem('upstream_error', `Synapse gave an unexpected answer (HTTP ${response.status}).${quote(error)}`, { matrixErrcode: errcode, outcome })
 }
 
@@ -123,7 +125,7 @@ export function joinAnswer (response: SynapseResponse, userId: string): void {
   if (response.status === 200) {
     const roomId = (response.json as { room_id?: unknown }).room_id
     if (typeof roomId === 'string' && isRoomId(roomId)) return
-    throw unexpected(response, 'unknown')
+    throw unexpected(response, true)
   }
   if (response.status === 403) {
     // Synapse answers a repeat join into a non-public room with 403; for the caller it is done.
@@ -157,7 +159,7 @@ export function joinAnswer (response: SynapseResponse, userId: string): void {
       throw problem('invalid_user_id', `Synapse does not accept this user ID.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
     }
   }
-  throw unexpected(response, 'unknown')
+  throw unexpected(response, true)
 }
 
 export interface ResolvedAlias { roomId: string, servers: string[] }
@@ -196,7 +198,7 @@ export function kickAnswer (response: SynapseResponse): KickAnswer {
     }
     throw problem('synapse_forbidden', `Synapse refused to remove the user.${quote(error)}`, { matrixErrcode: errcode })
   }
-  throw unexpected(response, 'unknown')
+  throw unexpected(response, true)
 }
 
 export interface RoomDetails {
@@ -274,5 +276,5 @@ export function makeRoomAdminAnswer (response: SynapseResponse): void {
   if (response.status === 400 && error?.startsWith('No local admin user in room') === true) {
     throw problem('synapse_forbidden', `No local member of this room has the power to change its power levels, so Synapse cannot promote anyone.${quote(error)}`, { matrixErrcode: errcode })
   }
-  throw unexpected(response, 'unknown')
+  throw unexpected(response, true)
 }
