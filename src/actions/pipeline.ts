@@ -85,7 +85,9 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
   })
 
   fastify.addHook('onRequest', async (request) => {
-    const action = actionOf(request) as ActionDefinition
+    const action = actionOf(request)
+    // A method the URL does not take: answered 405 (and audited) without a token.
+    if (action === undefined) return
     request.attempt = newAttempt(action.name)
     await enforce(ipLimit, request, 'address')
     const caller = await fastify.authenticate(request)
