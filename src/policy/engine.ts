@@ -20,6 +20,8 @@ const STAGE = { room: 1, user: 2, condition: 3, matched: 4 } as const
 type Stage = typeof STAGE[keyof typeof STAGE]
 const UNMATCHED_OF_STAGE: readonly Unmatched[] = ['action', 'room', 'user', 'condition']
 
+const ALLOWED_DETAIL = Object.fromEntries(ACTIONS.map((action) => [action, `the policy allows ${action}`])) as Record<ActionName, string>
+
 function rolesMatch (roles: ReadonlySet<string> | null, caller: PolicyCaller): boolean {
   if (roles === null) return true
   for (const role of caller.roles) if (roles.has(role)) return true
@@ -123,7 +125,7 @@ export class CompiledPolicy implements Policy {
     for (const rule of rules.allows) {
       if (!callerMatches(rule, request.caller)) continue
       const stage = this.#targetStage(rule, request, input)
-      if (stage === STAGE.matched) return { allowed: true, rule: rule.name, effect: 'allow', detail: `allowed by the policy: ${request.action}` }
+      if (stage === STAGE.matched) return { allowed: true, rule: rule.name, effect: 'allow', detail: ALLOWED_DETAIL[request.action] }
       if (stage > deepest) deepest = stage
     }
     return this.#nothingMatched(request, UNMATCHED_OF_STAGE[deepest] ?? 'action')
