@@ -1,10 +1,10 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { createMemoryIdempotencyStore, createRedisIdempotencyStore, fingerprint, type IdempotencyStore, type StoredAnswer, type StoreTimes } from '../src/state/idempotency.js'
 import { REDIS_CLIENT_OPTIONS } from '../src/state/shared.js'
 import { skipWithoutRedis, startRedisServer, until } from './helpers/redis.js'
 
-type Tap = typeof t
+type Tap = Test
 type MakeStore = (t: Tap, times: StoreTimes) => Promise<IdempotencyStore>
 
 const answer: StoredAnswer = { status: 200, headers: { 'content-type': 'application/json' }, body: '{"room_id":"!r:test.local","user_id":"@alice:test.local"}' }

@@ -61,10 +61,12 @@ async function registerPlugin (fastify: FastifyInstance, options: RateLimitPlugi
   return create as CreateRateLimit
 }
 
+type CountedResult = Extract<PluginResult, { isAllowed: false }>
+
 function verdict (result: PluginResult, counted: LimitVerdict['counted']): LimitVerdict {
-  // `isAllowed: true` only comes from an allow list, which these limits do not use.
-  if (result.isAllowed) return { allowed: true, max: Infinity, remaining: Infinity, retryAfterS: 1, counted }
-  return { allowed: !result.isExceeded, max: result.max, remaining: result.remaining, retryAfterS: Math.max(1, result.ttlInSeconds), counted }
+  // `isAllowed: true` only comes from an allow list, which these limits never set.
+  const { isExceeded, max, remaining, ttlInSeconds } = result as CountedResult
+  return { allowed: !isExceeded, max, remaining, retryAfterS: Math.max(1, ttlInSeconds), counted }
 }
 
 /**

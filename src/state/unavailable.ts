@@ -13,6 +13,6 @@ export class StateUnavailableError extends Error {
 /** Turns whatever the Redis client rejected with into a StateUnavailableError that carries no command arguments. */
 export function unavailable (error: unknown): StateUnavailableError {
   if (error instanceof StateUnavailableError) return error
-  const reason = error instanceof Error ? error.message.split('\n')[0] : 'unknown error'
-  return new StateUnavailableError(reason ?? 'unknown error')
+  const reason = error instanceof Error ? error.message : 'unknown error'
+  return new StateUnavailableError(reason.split('\n', 1).join(''))
 }
