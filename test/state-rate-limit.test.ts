@@ -95,7 +95,7 @@ t.test('Redis gone: acting requests refused with 503, reads limited per replica,
   const started = performance.now()
   t.match(await call(a, 'POST'), { status: 503, body: { code: 'state_unavailable' } }, 'acting: refused, not run without its limit')
   t.match(await call(b, 'POST'), { status: 503, body: { code: 'state_unavailable' } }, 'on every replica')
-  t.ok(performance.now() - started < 1000, 'at once')
+  t.ok(performance.now() - started < 2000, 'at once, not after a wait for Redis')
   for (let i = 0; i < 5; i++) {
     t.match(await call(a, 'GET'), { status: 200, body: { counted: 'replica' } }, `read ${i + 1} on replica a`)
     t.match(await call(b, 'GET'), { status: 200, body: { counted: 'replica' } }, `read ${i + 1} on replica b`)

@@ -59,7 +59,7 @@ t.test('Redis killed mid-run: calls fail fast, available turns false, and back w
   await server.kill()
   await until('available to turn false after SIGKILL', () => !state.available)
   const elapsed = await rejectsUnavailable(t, state.idempotency.claim('helpdesk-bot', 'during', join), 'claim')
-  t.ok(elapsed < 1000, `rejected in ${elapsed.toFixed(0)} ms, not held until Redis returns`)
+  t.ok(elapsed < 2000, `rejected in ${elapsed.toFixed(0)} ms, not held until Redis returns`)
   await rejectsUnavailable(t, state.idempotency.complete('helpdesk-bot', 'before', { status: 200, headers: {}, body: '{}' }), 'complete')
   t.equal(await state.waitUntilAvailable(50), false, 'waitUntilAvailable gives up after its timeout')
 
@@ -89,7 +89,7 @@ t.test('Redis hung: a command times out and is not re-sent after recovery', { sk
   server.pause()
   t.after(() => server.resume())
   const elapsed = await rejectsUnavailable(t, state.idempotency.claim('helpdesk-bot', 'hung', join), 'claim to a stopped Redis')
-  t.ok(elapsed < 3000, `rejected after ${elapsed.toFixed(0)} ms (command timeout)`)
+  t.ok(elapsed < 5000, `rejected after ${elapsed.toFixed(0)} ms (command timeout)`)
   t.equal(state.available, true, 'the connection itself is still up')
   // The Redis that comes back is a fresh one: had the client re-sent the unanswered claim, its
   // record would show up there.
@@ -109,7 +109,7 @@ t.test('Redis unreachable from the start', { skip }, async (t) => {
   await until('three connection attempts to fail', () => failures >= 3)
   t.equal(state.available, false)
   const elapsed = await rejectsUnavailable(t, state.idempotency.claim('helpdesk-bot', 'k', join), 'claim')
-  t.ok(elapsed < 1000, `rejected in ${elapsed.toFixed(0)} ms`)
+  t.ok(elapsed < 2000, `rejected in ${elapsed.toFixed(0)} ms, without waiting for a connection`)
   t.equal(logs.lines().filter((line) => line.level === 40).length, 1, 'one warning, not one per attempt')
   await server.restart()
   t.equal(await state.waitUntilAvailable(10_000), true, 'a valkey:// URL connects once the server is there')
