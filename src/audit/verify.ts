@@ -14,6 +14,7 @@ export interface VerifyReport {
   intact: boolean
   records: number
   files: number
+  /** The lowest and highest seq seen. */
   firstSeq: number | null
   lastSeq: number | null
   /** The first record links to one that was not given (a rotated-away file): its seq. */
@@ -173,8 +174,8 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     intact: problems.length === 0,
     records: checked,
     files: files.length,
-    firstSeq: records[0]?.seq ?? null,
-    lastSeq: records[records.length - 1]?.seq ?? null,
+    firstSeq: checked === 0 ? null : records.reduce((lowest, record) => Math.min(lowest, record.seq), Infinity),
+    lastSeq: checked === 0 ? null : records.reduce((highest, record) => Math.max(highest, record.seq), 0),
     startsAfterUnknown,
     problems,
     openIntents,
