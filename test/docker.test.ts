@@ -59,9 +59,11 @@ t.test('the image holds every command compiled from src/, and they import only p
   t.same(tsconfig.include, ['src'])
   t.same([tsconfig.compilerOptions.rootDir, tsconfig.compilerOptions.outDir], ['src', 'dist'], 'src/x/y.ts becomes dist/x/y.js')
 
-  // Compile as the image does, and check what the runtime stage (npm ci --omit=dev) can load.
+  // Compile as the image does (without the type check, which `npm run typecheck` makes: the
+  // output is the same, at a fraction of the CPU), and check what the runtime stage
+  // (npm ci --omit=dev) can load.
   const outDir = mkdtempSync(join(tmpdir(), 'gateway-dist-'))
-  await promisify(execFile)(process.execPath, [new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname, '-p', new URL('../tsconfig.build.json', import.meta.url).pathname, '--outDir', outDir])
+  await promisify(execFile)(process.execPath, [new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname, '-p', new URL('../tsconfig.build.json', import.meta.url).pathname, '--noCheck', '--outDir', outDir])
   const sources = readdirSync(new URL('../src', import.meta.url), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
   const compiled = readdirSync(outDir, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.js'))
   t.same(compiled.sort(), sources.map((file) => file.replace(/\.ts$/, '.js')).sort(), 'one dist/ file per src/ file')
