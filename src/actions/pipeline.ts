@@ -223,13 +223,19 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       for (const ref of current.spaceRefs) {
         if ((await rooms.spaceChildren(ref.slice('space:'.length), context.read)).has(room.id)) spaces.push(ref)
       }
-      facts = {
-        id: room.id,
-        alias: room.alias,
-        canonical_alias: current.needsRoomAliases ? await rooms.canonicalAlias(room.id, context.read) : null,
-        alt_aliases: [],
-        spaces
+      let canonical: string | null = null
+      let alias = room.alias
+      let alt: string[] = []
+      if (current.needsRoomAliases) {
+        canonical = await rooms.canonicalAlias(room.id, context.read)
+        // Any user may point a directory alias at any room, so a named alias counts only when the
+        // room itself publishes it (canonical or alt alias, which only its admins can set).
+        if (alias !== null && alias !== canonical) {
+          alt = await rooms.alternativeAliases(room.id, context.read)
+          if (!alt.includes(alias)) alias = null
+        }
       }
+      facts = { id: room.id, alias, canonical_alias: canonical, alt_aliases: alt, spaces }
     }
     const decision = current.decide({ caller: policyCaller(context.caller), action: action.name, room: facts, user: userId === undefined ? null : { id: userId } })
     metrics.policyDecisions.inc({ rule: decision.rule ?? 'none', effect: decision.effect })
