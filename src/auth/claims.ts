@@ -27,7 +27,6 @@ export interface ClaimRules {
 const MAX_ROLES = 64
 const MAX_CLAIM_LENGTH = 256
 
-
 /**
  * A claim by its full name (namespaced claims such as `https://acme.example/roles` contain dots),
  * else by following the dotted path. Own properties only, so `__proto__` and friends lead nowhere.
