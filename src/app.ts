@@ -20,7 +20,8 @@ import { problem } from './errors.js'
 import errorHandler, { answerClientError, sendProblem } from './error-handler.js'
 import { createLogger } from './logging.js'
 import { createMetrics, metricsRoute, type Metrics } from './metrics.js'
-import { requestIdFor } from './request-id.js'
+import { clientRequestIdPlugin, requestIdFor } from './request-id.js'
+import { startupSummary } from './startup-summary.js'
 import openapi from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { meRoute } from './routes/me.js'
@@ -128,7 +129,14 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     done(null, payload)
   })
   let auditUnroutable = (_id: string, _method: string, _ip: string, _status: number): void => {}
-  const metrics = createMetrics()
+  let ready = false
+  const circuitStates = { closed: 0, open: 1, half_open: 2 } as const
+  const metrics = createMetrics({
+    synapseInFlight: () => synapse.inFlight,
+    synapseQueued: () => synapse.queued,
+    circuitState: () => circuitStates[synapse.circuit],
+    ready: () => ready
+  })
   fastify.decorate('metrics', metrics)
   fastify.addHook('onResponse', (request, reply, done) => {
     metrics.httpRequests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: reply.statusCode })
@@ -205,10 +213,14 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     audit.stop({ version, config_fingerprint: fingerprint, pid: process.pid })
   })
 
+  for (const warning of config.warnings) logger.warn(warning)
+  logger.info({ summary: startupSummary(config) }, 'starting')
+
   await fastify.register(errorHandler)
+  await fastify.register(clientRequestIdPlugin)
   await fastify.register(openapi, { docsEnabled: config.docsEnabled })
   await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
-  await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available })
+  await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
   await fastify.register(meRoute, { policy: () => policy })
   await fastify.register(batchRoute, { config, audit, state })
   await fastify.register(actionPipeline, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: ACTIONS, adminUserId: adminAccount })

@@ -147,6 +147,8 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
         ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId })
       },
       client: { ip: request.ip, user_agent: auditedText(request.headers['user-agent']) },
+      ...(request.clientRequestId === undefined ? {} : { client_request_id: request.clientRequestId }),
+      ...(request.tokenRefusal === undefined ? {} : { token_refusal: request.tokenRefusal }),
       ...(attempt.upstream === undefined ? {} : { upstream: attempt.upstream }),
       ...(attempt.policy === undefined ? {} : { policy: attempt.policy }),
       ...(attempt.reason === undefined ? {} : { reason: attempt.reason }),

@@ -30,16 +30,6 @@ const RESPONSE_HEADERS = {
   }
 }
 
-/**
- * operationIds for routes declared before routes named their own; a route's own
- * `schema.operationId` wins. Any other documented route without one fails generation.
- */
-const FALLBACK_OPERATION_IDS: Record<string, string> = {
-  'get /healthz': 'getLiveness',
-  'get /readyz': 'getReadiness',
-  'post /v1/rooms/{roomIdOrAlias}/members': 'joinRoomMember'
-}
-
 type Operation = { operationId?: string, security?: unknown[], responses?: Record<string, { headers?: Record<string, unknown> }> }
 type OpenApiDocument = { paths?: Record<string, Record<string, Operation>>, components?: Record<string, unknown> }
 
@@ -54,7 +44,6 @@ export function completeDocument (document: OpenApiDocument): OpenApiDocument {
   document.components = { ...document.components, headers: RESPONSE_HEADERS }
   for (const [path, operations] of Object.entries(document.paths ?? {})) {
     for (const [method, operation] of Object.entries(operations)) {
-      operation.operationId ??= FALLBACK_OPERATION_IDS[`${method} ${path}`]
       if (operation.operationId === undefined) {
         throw new Error(`OpenAPI: ${method.toUpperCase()} ${path} has no operationId; give its route schema one`)
       }
