@@ -58,7 +58,17 @@ export class Matrix {
     return `#${this.local(name)}:${this.serverName}`
   }
 
+  /** One Client-Server or admin API call; Synapse's 429s (a Synapse with default rc_* limits) are waited out. */
   async call (method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options: { token?: string, body?: unknown } = {}): Promise<CallResult> {
+    for (let attempt = 1; ; attempt++) {
+      const result = await this.callOnce(method, path, options)
+      const retryAfterMs = result.json?.retry_after_ms
+      if (result.status !== 429 || typeof retryAfterMs !== 'number' || attempt === 10) return result
+      await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfterMs, 10_000)))
+    }
+  }
+
+  private async callOnce (method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options: { token?: string, body?: unknown }): Promise<CallResult> {
     const response = await request(`${this.target.url}${path}`, {
       method,
       headers: {
