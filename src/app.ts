@@ -2,7 +2,16 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Dispatcher } from 'undici'
-import { createAuditLog } from './audit.js'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { actionPipeline } from './actions/pipeline.js'
+import { roomJoin } from './actions/room-join.js'
+import { roomMembersRead } from './actions/room-members-read.js'
+import { roomPromote } from './actions/room-promote.js'
+import { roomRemove } from './actions/room-remove.js'
+import { userRead } from './actions/user-read.js'
+import type { ActionContext } from './actions/action.js'
+import { createAuditLog } from './audit/log.js'
 import authPlugin from './auth/plugin.js'
 import type { JwksTiming } from './auth/jwks.js'
 import type { Config } from './config.js'
@@ -13,14 +22,34 @@ import { createMetrics, metricsRoute, type Metrics } from './metrics.js'
 import { requestIdFor } from './request-id.js'
 import openapi from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
-import { roomRoutes } from './routes/rooms.js'
+import { meRoute } from './routes/me.js'
 import { MATRIX_FORMATS } from './schemas.js'
+import { implicitPolicy, loadPolicyFile, type Policy } from './policy/index.js'
 import { createSynapseClient } from './synapse/client.js'
+import { createRoomDirectory } from './synapse/rooms.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Metrics
+    /** SIGHUP: reopen the audit file (logrotate) and read the policy file again. */
+    reload: () => void
+    /** Shutdown deadline: `unknown` results for attempts still open; returns how many. */
+    abandonOpenAttempts: () => number
   }
+}
+
+/** Every action the gateway offers: one module each (src/actions/). */
+export const ACTIONS = [roomJoin, roomRemove, roomMembersRead, userRead, roomPromote]
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+
+/** A fingerprint of the configuration without its secrets, for the audit's start record. */
+function configFingerprint (config: Config): string {
+  const { synapse, jwt, auditChainKey: _key, ...rest } = config
+  const { adminToken: _token, ...synapseRest } = synapse
+  const { verification, ...jwtRest } = jwt
+  const shown = { ...rest, synapse: synapseRest, jwt: { ...jwtRest, kind: verification.kind, algorithms: verification.algorithms }, trustProxy: String(rest.trustProxy), redisUrl: rest.redisUrl === undefined ? undefined : 'set' }
+  return createHash('sha256').update(JSON.stringify(shown)).digest('hex').slice(0, 16)
 }
 
 export interface BuildOptions {
@@ -57,6 +86,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, formats: MATRIX_FORMATS }
     },
     frameworkErrors: (error, request, reply) => {
+      // URLs too broken to route still count as attempts when they aim at an action route.
+      if (request.url.startsWith('/v1/rooms/') || request.url.startsWith('/v1/users/')) {
+        reply.raw.once('finish', () => { auditUnroutable(request.id, request.method, request.ip, reply.statusCode) })
+      }
       request.log.debug({ code: error.code }, 'malformed request')
       reply.header('x-request-id', request.id)
       sendProblem(reply, problem('invalid_request', 'The request URL or headers are malformed (check the percent-encoding).'))
@@ -65,7 +98,15 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
 
   // JSON only: without the text/plain parser a JSON body sent as text is a clear 415.
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, fastify.getDefaultJsonParser('error', 'error'))
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  // A DELETE's body is optional: an empty one with a JSON content type is no body, not an error.
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (request.method === 'DELETE' && body === '') {
+      done(null, null)
+      return
+    }
+    parseJson(request, body as string, done)
+  })
 
   // Hooks on every request are synchronous (callback style): cheaper than async ones.
   // Once closing, new requests are refused and answers still in flight end their keep-alive
@@ -84,6 +125,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     if (closing) reply.header('connection', 'close')
     done(null, payload)
   })
+  let auditUnroutable = (_id: string, _method: string, _ip: string, _status: number): void => {}
   const metrics = createMetrics()
   fastify.decorate('metrics', metrics)
   fastify.addHook('onResponse', (request, reply, done) => {
@@ -103,30 +145,74 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     adminToken: config.synapse.adminToken,
     timeoutMs: config.synapse.timeoutMs,
     maxConcurrency: config.synapse.maxConcurrency,
+    queueTimeoutMs: config.synapse.queueTimeoutMs,
     breaker: options.synapseBreaker,
-    dispatcher: options.synapseDispatcher
+    dispatcher: options.synapseDispatcher,
+    onReachabilityChange: (reachable) => {
+      if (reachable) logger.info({ synapse_url: config.synapse.url }, 'Synapse can be reached again')
+      else logger.warn({ synapse_url: config.synapse.url }, 'Synapse cannot be reached: check SYNAPSE_URL and that Synapse is running')
+    }
   })
-  const audit = createAuditLog(config.auditLogFile, logger, () => { metrics.auditWriteFailures.inc() })
+  const rooms = createRoomDirectory(synapse)
+  const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
+  const fingerprint = configFingerprint(config)
+  audit.start({ version, config_fingerprint: fingerprint, pid: process.pid })
+
+  // Without POLICY_FILE: version 1's single rule. A bad file stops the start (PolicyError).
+  const loadPolicy = (): Policy => config.policyFile === undefined
+    ? implicitPolicy(config.joinRoles)
+    : loadPolicyFile(config.policyFile, { onEvaluationError: conditionErrorLogger(logger) })
+  let policy = loadPolicy()
+  fastify.decorate('reload', () => {
+    audit.reopen()
+    if (config.policyFile === undefined) return
+    try {
+      policy = loadPolicy()
+      logger.info({ policy: policy.source, rules: policy.ruleCount }, 'policy reloaded')
+    } catch (error) {
+      logger.error({ err: { message: (error as Error).message } }, 'the new policy file is not valid: the previous policy stays in force')
+    }
+  })
+  fastify.decorate('abandonOpenAttempts', () => audit.abandonOpen({ outcome: 'unknown', code: 'shutting_down', detail: 'the gateway shut down before the attempt ended' }))
+
+  let adminUserId: string | undefined
+  const adminAccount = async (read: ActionContext['read']): Promise<string> => {
+    if (adminUserId !== undefined) return adminUserId
+    const response = await read('whoami', synapse.whoami())
+    const userId = (response.json as { user_id?: unknown } | undefined)?.user_id
+    if (response.status !== 200 || typeof userId !== 'string') {
+      throw problem('upstream_error', 'Synapse did not say which account the admin token belongs to (whoami).')
+    }
+    adminUserId = userId
+    return userId
+  }
+
+  auditUnroutable = (requestId, method, ip, status) => {
+    audit.result(requestId, { action: 'unknown', outcome: 'invalid', status, code: 'invalid_request', actor: null, target: { room: null, user_id: null }, client: { ip, user_agent: null }, detail: `${method} with a malformed URL` })
+  }
   fastify.addHook('onClose', async () => {
     await synapse.close()
-    audit.close()
+    audit.stop({ version, config_fingerprint: fingerprint, pid: process.pid })
   })
 
   await fastify.register(errorHandler)
   await fastify.register(openapi, { docsEnabled: config.docsEnabled })
   await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
-  await fastify.register(healthRoutes, { synapse })
-  await fastify.register(roomRoutes, { config, synapse, audit, metrics })
+  await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available })
+  await fastify.register(meRoute, { policy: () => policy })
+  await fastify.register(actionPipeline, { config, synapse, rooms, audit, metrics, policy: () => policy, actions: ACTIONS, adminUserId: adminAccount })
   if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
-  fastify.route({
-    method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
-    url: '/v1/rooms/:roomIdOrAlias/members',
-    schema: { hide: true },
-    handler: async (_request, reply) =>
-      await sendProblem(reply, problem('method_not_allowed', 'Use POST to join a user to a room.', { headers: { allow: 'POST' } }))
-  })
 
   return fastify
+}
+
+function conditionErrorLogger (logger: { warn: (obj: object, msg: string) => void }) {
+  const reported = new Set<string>()
+  return (rule: string, error: Error) => {
+    if (reported.has(rule)) return
+    reported.add(rule)
+    logger.warn({ rule, err: { message: error.message.slice(0, 300) } }, 'a policy condition failed to evaluate: the rule does not match (logged once per rule)')
+  }
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>

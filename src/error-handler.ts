@@ -20,14 +20,21 @@ type ForeignError = FastifyError & { name?: string }
 function fromValidation (error: ForeignError): GatewayError {
   const first = error.validation?.[0]
   if (error.validationContext === 'params') {
+    if (first?.instancePath === '/userId') return problem('invalid_user_id', DETAILS.invalid_user_id)
     return problem('invalid_room', DETAILS.invalid_room)
+  }
+  if (error.validationContext === 'querystring') {
+    return problem('invalid_request', 'The only query parameter is dry_run=true or dry_run=false.')
+  }
+  if (first?.instancePath === '/reason') {
+    return problem('invalid_body', 'reason must be text of at most 512 characters, without control characters.')
   }
   if (first?.instancePath === '/user_id' && first.keyword === 'format') {
     return problem('invalid_user_id', DETAILS.invalid_user_id)
   }
   if (first?.keyword === 'additionalProperties') {
     const field = String((first.params as { additionalProperty?: unknown }).additionalProperty).slice(0, 64)
-    return problem('invalid_body', `Unknown field "${field}": the body takes only user_id.`)
+    return problem('invalid_body', `Unknown field "${field}": the body takes only user_id and reason.`)
   }
   return problem('invalid_body', DETAILS.invalid_body)
 }

@@ -1,7 +1,7 @@
 import createError from '@fastify/error'
 
 /** What an audit entry says happened. */
-export type Outcome = 'success' | 'denied' | 'invalid' | 'failed' | 'unknown'
+export type Outcome = 'success' | 'denied' | 'invalid' | 'failed' | 'unknown' | 'dry_run'
 
 interface ProblemKind { status: number, title: string, outcome: Outcome }
 
@@ -13,13 +13,17 @@ export const PROBLEMS = {
   user_not_local: { status: 400, title: 'User is not local to this homeserver', outcome: 'invalid' },
   room_not_local: { status: 400, title: 'Room alias is not local to this homeserver', outcome: 'invalid' },
   invalid_request: { status: 400, title: 'Malformed request', outcome: 'invalid' },
+  reason_required: { status: 400, title: 'A reason is required', outcome: 'invalid' },
   missing_token: { status: 401, title: 'Bearer token required', outcome: 'denied' },
   invalid_token: { status: 401, title: 'Invalid token', outcome: 'denied' },
   token_expired: { status: 401, title: 'Token expired', outcome: 'denied' },
   org_not_allowed: { status: 403, title: 'Organisation not allowed', outcome: 'denied' },
   insufficient_role: { status: 403, title: 'Insufficient role', outcome: 'denied' },
+  policy_denied: { status: 403, title: 'Not allowed by policy', outcome: 'denied' },
+  protected_target: { status: 403, title: 'Protected target', outcome: 'denied' },
   admin_not_in_room: { status: 403, title: 'Admin account is not in the room', outcome: 'failed' },
   admin_cannot_invite: { status: 403, title: 'Admin account may not invite into the room', outcome: 'failed' },
+  admin_cannot_kick: { status: 403, title: 'Admin account may not remove this user', outcome: 'failed' },
   user_banned: { status: 403, title: 'User is banned from the room', outcome: 'failed' },
   room_blocked: { status: 403, title: 'Room is blocked on this homeserver', outcome: 'failed' },
   synapse_forbidden: { status: 403, title: 'Synapse refused the action', outcome: 'failed' },
@@ -29,8 +33,11 @@ export const PROBLEMS = {
   method_not_allowed: { status: 405, title: 'Method not allowed', outcome: 'invalid' },
   request_timeout: { status: 408, title: 'Request not received in time', outcome: 'invalid' },
   user_deactivated: { status: 409, title: 'User is deactivated', outcome: 'failed' },
+  idempotency_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still running', outcome: 'denied' },
   payload_too_large: { status: 413, title: 'Request body too large', outcome: 'invalid' },
+  batch_too_large: { status: 413, title: 'Batch too large', outcome: 'invalid' },
   unsupported_media_type: { status: 415, title: 'Unsupported media type', outcome: 'invalid' },
+  idempotency_key_reused: { status: 422, title: 'Idempotency-Key reused with another request', outcome: 'invalid' },
   headers_too_large: { status: 431, title: 'Request headers too large', outcome: 'invalid' },
   rate_limited: { status: 429, title: 'Too many requests', outcome: 'denied' },
   internal_error: { status: 500, title: 'Internal error', outcome: 'failed' },
@@ -39,6 +46,7 @@ export const PROBLEMS = {
   upstream_unavailable: { status: 503, title: 'Synapse unavailable', outcome: 'failed' },
   keys_unavailable: { status: 503, title: 'Signing keys unavailable', outcome: 'failed' },
   audit_unavailable: { status: 503, title: 'Audit log unavailable', outcome: 'failed' },
+  state_unavailable: { status: 503, title: 'Shared state unavailable', outcome: 'failed' },
   shutting_down: { status: 503, title: 'Shutting down', outcome: 'failed' },
   upstream_timeout: { status: 504, title: 'Synapse timed out', outcome: 'failed' }
 } as const satisfies Record<string, ProblemKind>

@@ -12,11 +12,12 @@ const USER_LOCALPART = /^[\x21-\x39\x3B-\x7E]+$/
 /** Room ID opaque part: printable ASCII except ':'. Room version 12 IDs have no server part. */
 const ROOM_OPAQUE = /^[\x21-\x39\x3B-\x7E]+$/
 /**
- * Alias localparts may hold any Unicode except ':' and NUL; we also refuse control,
- * line-separator and bidi-override characters, which only ever serve to deceive or break logs.
+ * Alias localparts may hold any Unicode except ':' and NUL; we also refuse control, line-separator
+ * and format characters (category Cf: zero-width spaces and joiners, bidi marks and overrides,
+ * U+061C, U+2060 …), which make two aliases look alike in an audit review or break logs.
  */
 // eslint-disable-next-line no-control-regex
-const ALIAS_LOCALPART = /^[^:\u0000-\u001F\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069\s]+$/u
+const ALIAS_LOCALPART = /^[^:\u0000-\u001F\u007F-\u009F\u2028\u2029\p{Cf}\s]+$/u
 
 export function isServerName (value: string): boolean {
   const portAt = value.startsWith('[') ? value.indexOf(']:') + 1 : value.lastIndexOf(':')

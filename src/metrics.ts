@@ -23,6 +23,7 @@ export function createMetrics () {
     synapseErrors: new Counter({ name: 'gateway_synapse_errors_total', help: 'Calls to Synapse that failed, by call and kind (unavailable, timeout, broken, saturated, circuit_open, http_5xx)', labelNames: ['call', 'kind'] as const, registers }),
     jwksFetches: new Counter({ name: 'gateway_jwks_fetches_total', help: 'JWKS fetches by result', labelNames: ['result'] as const, registers }),
     auditWriteFailures: new Counter({ name: 'gateway_audit_write_failures_total', help: 'Audit entries that could not be written to the audit log', registers }),
+    policyDecisions: new Counter({ name: 'gateway_policy_decisions_total', help: 'Policy decisions by deciding rule and effect', labelNames: ['rule', 'effect'] as const, registers }),
     rateLimited: new Counter({ name: 'gateway_rate_limited_total', help: 'Requests refused by the gateway\'s rate limits, by limit (ip, caller)', labelNames: ['limit'] as const, registers })
   }
 }

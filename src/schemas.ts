@@ -16,14 +16,43 @@ export const RoomParams = Type.Object({
   })
 })
 
-export const JoinBody = Type.Object({
-  user_id: Type.String({ format: 'matrix-user-id', description: 'A local Matrix user ID.', examples: ['@alice:example.com'] })
-}, { additionalProperties: false })
+export const UserParam = Type.String({
+  format: 'matrix-user-id',
+  description: 'A local Matrix user ID, percent-encoded or plain (@alice:example.com).',
+  examples: ['@alice:example.com']
+})
+
+export const RoomUserParams = Type.Object({ roomIdOrAlias: RoomParams.properties.roomIdOrAlias, userId: UserParam })
+export const UserParams = Type.Object({ userId: UserParam })
+
+export const Reason = Type.String({
+  maxLength: 512,
+  pattern: '^[^\\u0000-\\u001F\\u007F-\\u009F]*$',
+  description: 'Why (for the audit entry, and for Synapse where it takes one, e.g. the kick). At most 512 characters, no control characters.',
+  examples: ['Ticket HD-4711: left the company']
+})
+
+const TargetUser = Type.String({ format: 'matrix-user-id', description: 'A local Matrix user ID.', examples: ['@alice:example.com'] })
+
+export const JoinBody = Type.Object({ user_id: TargetUser, reason: Type.Optional(Reason) }, { additionalProperties: false })
+export const PromoteBody = JoinBody
+export const RemoveBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalProperties: false })
 
 export const JoinResult = Type.Object({
   room_id: Type.String({ description: 'The room ID, resolved when an alias was given.' }),
   user_id: Type.String()
 })
+
+export const DryRunQuery = Type.Object({
+  dry_run: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'true: check everything, change nothing.' }))
+}, { additionalProperties: false })
+
+export const DryRunResult = Type.Object({
+  dry_run: Type.Literal(true),
+  would_succeed: Type.Boolean(),
+  code: Type.Optional(Type.String({ description: 'The code the real call would most likely get.' })),
+  checks: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), detail: Type.String() }))
+}, { description: 'A dry run: nothing changed in Synapse.' })
 
 export const Problem = Type.Object({
   type: Type.String(),
@@ -76,10 +105,9 @@ const PROBLEM_EXAMPLE_DETAILS: Partial<Record<ProblemCode, string>> = {
   admin_not_in_room: 'The room is not public and the gateway\'s admin account is not in it; a room admin must invite it.'
 }
 
-export const JOIN_PROBLEMS: ProblemCode[] = [
-  'invalid_body', 'invalid_user_id', 'invalid_room', 'user_not_local', 'room_not_local', 'invalid_request',
-  'missing_token', 'invalid_token', 'token_expired',
-  'org_not_allowed', 'insufficient_role', 'admin_not_in_room', 'admin_cannot_invite', 'user_banned', 'room_blocked', 'synapse_forbidden',
-  'room_not_found', 'user_not_found', 'user_deactivated', 'payload_too_large', 'unsupported_media_type', 'rate_limited',
-  'upstream_error', 'upstream_auth_failed', 'upstream_unavailable', 'keys_unavailable', 'audit_unavailable', 'shutting_down', 'upstream_timeout'
+/** Problems every action route can answer: the pipeline's own. */
+export const ACTION_PROBLEMS: ProblemCode[] = [
+  'invalid_request', 'missing_token', 'invalid_token', 'token_expired', 'org_not_allowed', 'insufficient_role', 'policy_denied',
+  'rate_limited', 'upstream_error', 'upstream_auth_failed', 'upstream_unavailable', 'keys_unavailable', 'audit_unavailable',
+  'shutting_down', 'upstream_timeout'
 ]

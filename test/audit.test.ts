@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { startHarness } from './helpers/harness.js'
 
@@ -20,7 +21,7 @@ t.test('hostile text in any field still gives exactly one JSON line per entry', 
   await h.join(room, { user_id: '@alice:test.local' }, { token: h.token({ sub: `sub${nasty}`, org: nasty, roles: [nasty, 'matrix-admin'] }) })
   const text = h.auditText()
   const lines = text.split('\n').filter((line) => line !== '')
-  t.equal(lines.length, 4, 'four attempts, four lines')
+  t.equal(lines.length, 1 + 4 + 2, 'a start record, four results, and an intent before each of the two joins')
   // eslint-disable-next-line no-control-regex
   t.notMatch(text, /[\u2028\u2029\u001b\r]/, 'no raw line separators or escapes')
   for (const line of lines) t.doesNotThrow(() => JSON.parse(line))
@@ -44,22 +45,23 @@ t.test('audit entries go to standard output when AUDIT_LOG_FILE is unset', async
     body: JSON.stringify({ user_id: '@alice:test.local' })
   })
   t.equal(res.status, 200)
-  const auditLines = out.stdout.split('\n').filter((line) => line.includes('"log":"audit"'))
-  t.equal(auditLines.length, 1)
-  t.match(JSON.parse(auditLines[0] as string), { action: 'room.join', outcome: 'success' })
+  const auditLines = out.stdout.split('\n').filter((line) => line.includes('"log":"audit"')).map((line) => JSON.parse(line))
+  t.same(auditLines.map((record) => record.event), ['start', 'intent', 'result'])
+  t.match(auditLines[2], { action: 'room.join', outcome: 'success' })
 })
 
-t.test('an unwritable audit destination refuses actions with 503 audit_unavailable', async (t) => {
+t.test('an unwritable audit destination (/dev/full) is known at start: nothing reaches Synapse, /readyz says why', async (t) => {
   const h = await startHarness(t, { env: { AUDIT_LOG_FILE: '/dev/full' } })
-  const first = await h.join(room, { user_id: '@alice:test.local' })
-  t.equal(first.status, 200, 'the first failure is only known after the write')
-  t.match(h.logs(), /cannot write the audit log/)
-  t.match(h.logs(), /"audit":\{.*"outcome":"success"/, 'the unwritten entry is kept in the service log')
-  const joinsBefore = h.homeserver.callsTo('join').length
-  const second = await h.join(room, { user_id: '@bob:test.local' })
-  t.equal(second.status, 503)
-  t.equal(second.body.code, 'audit_unavailable')
-  t.equal(h.homeserver.callsTo('join').length, joinsBefore, 'no action performed')
+  t.match(h.logs(), /cannot write the audit log/, 'the start record failed, and the operator is told')
+  for (const user of ['@alice:test.local', '@bob:test.local']) {
+    const refused = await h.join(room, { user_id: user })
+    t.equal(refused.status, 503)
+    t.equal(refused.body.code, 'audit_unavailable')
+  }
+  t.equal(h.homeserver.calls.length, 0, 'no action performed, not even the first')
+  const ready = await request(`${h.url}/readyz`)
+  t.equal(ready.statusCode, 503)
+  t.match(await ready.body.json(), { code: 'audit_unavailable' })
   t.equal(h.logs().match(/cannot write the audit log/g)?.length, 1, 'logged once, not per request')
 })
 
@@ -74,5 +76,7 @@ t.test('a destination that cannot be opened refuses actions from the start, and 
   mkdirSync(missingDir)
   const recovered = await h.join(room, { user_id: '@alice:test.local' })
   t.equal(recovered.status, 200, 'works again as soon as the file can be opened')
-  t.equal(readFileSync(join(missingDir, 'audit.log'), 'utf8').split('\n').filter(Boolean).length, 1)
+  const records = readFileSync(join(missingDir, 'audit.log'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
+  t.same(records.map((record) => record.event), ['start', 'intent', 'result'], 'the start record comes first once the file can be written, then the join')
+  t.match(h.logs(), /"audit":\{[^\n]*"code":"audit_unavailable"/, 'the refusal that could not be written is kept in the service log')
 })

@@ -53,12 +53,24 @@ function load (url: string, token: string, workers: number) {
   }
 }
 
+async function until (condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const started = Date.now()
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+function intentCount (file: string): number {
+  return readFileSync(file, 'utf8').split('\n').filter((line) => line.includes('"event":"intent"')).length
+}
+
 function auditIds (file: string): Map<string, number> {
   const ids = new Map<string, number>()
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     if (line === '') continue
-    const entry = JSON.parse(line) as { request_id: string, status: number }
-    ids.set(entry.request_id, entry.status)
+    const entry = JSON.parse(line) as { event: string, request_id: string, status: number }
+    if (entry.event === 'result') ids.set(entry.request_id, entry.status)
   }
   return ids
 }
@@ -68,7 +80,8 @@ t.test('SIGKILL at a random moment under load: every answered request has its au
   const auditFile = `${h.auditFile}.kill`
   const { child, url } = await startServer(t, h, auditFile)
   const traffic = load(url, h.token(), 16)
-  await new Promise((resolve) => setTimeout(resolve, 300 + Math.random() * 700))
+  await until(() => traffic.answered.size > 20, 'more than 20 answers before the kill')
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * 500))
   child.kill('SIGKILL')
   await exited(child)
   await traffic.stop()
@@ -79,6 +92,9 @@ t.test('SIGKILL at a random moment under load: every answered request has its au
   for (const [id, status] of traffic.answered) {
     if (audited.get(id) !== status) t.fail(`${id}: answered ${status}, audited ${String(audited.get(id))}`)
   }
+  // Write-ahead: every join that reached the homeserver has its intent on disk, answered or not.
+  const intents = intentCount(auditFile)
+  t.ok(h.homeserver.callsTo('join').length <= intents, `${h.homeserver.callsTo('join').length} joins received, ${intents} intents written`)
 })
 
 t.test('SIGTERM under load: in-flight requests finish, clean exit, nothing lost', async (t) => {

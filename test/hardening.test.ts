@@ -111,8 +111,8 @@ t.test('upstream faults over real sockets: parse errors, oversized bodies, dripp
   t.equal(h.homeserver.callsTo('join').length, before + 1, 'the join was sent once, not retried')
 })
 
-t.test('requests in flight to Synapse are capped; the excess is refused at once', async (t) => {
-  const h = await startHarness(t, { env: { SYNAPSE_MAX_CONCURRENCY: '2', SYNAPSE_TIMEOUT_MS: '1500', RATE_LIMIT_PER_MINUTE: '1000' } })
+t.test('requests in flight to Synapse are capped; the excess waits in a bounded queue, then is refused', async (t) => {
+  const h = await startHarness(t, { env: { SYNAPSE_MAX_CONCURRENCY: '2', SYNAPSE_QUEUE_TIMEOUT_MS: '200', SYNAPSE_TIMEOUT_MS: '1500', RATE_LIMIT_PER_MINUTE: '1000' } })
   h.homeserver.fault = { kind: 'hang', on: 'user_lookup' }
   const order: number[] = []
   const all = await Promise.all(Array.from({ length: 6 }, async () => {
@@ -124,8 +124,15 @@ t.test('requests in flight to Synapse are capped; the excess is refused at once'
   const refused = all.filter((res) => res.status === 503)
   t.equal(refused.length, 4)
   t.ok(refused.every((res) => res.body.code === 'upstream_unavailable' && res.headers['retry-after'] === '1'))
-  t.same(order, [503, 503, 503, 503, 504, 504], 'the refusals came before the timeouts')
+  t.same(order, [503, 503, 503, 503, 504, 504], 'the queue timeout ended the wait before the Synapse timeout')
   t.equal(h.homeserver.callsTo('user_lookup').length, 2)
+})
+
+t.test('a burst above SYNAPSE_MAX_CONCURRENCY is served, not refused', async (t) => {
+  const h = await startHarness(t, { env: { SYNAPSE_MAX_CONCURRENCY: '4', RATE_LIMIT_PER_MINUTE: '100000', RATE_LIMIT_PER_IP_PER_MINUTE: '100000' } })
+  h.homeserver.fault = { kind: 'slow', delayMs: 20 }
+  const all = await Promise.all(Array.from({ length: 40 }, async () => await h.join(room, user)))
+  t.same([...new Set(all.map((res) => res.status))], [200], 'all 40 joins answered 200 with a cap of 4')
 })
 
 t.test('a circuit breaker fails fast while Synapse keeps failing, and recovers by itself', async (t) => {

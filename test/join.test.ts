@@ -49,7 +49,8 @@ t.test('joins by alias and answers with the resolved room ID', async (t) => {
   const res = await h.join('%23public-test:test.local', { user_id: '@bob:test.local' })
   t.equal(res.status, 200)
   t.same(res.body, { room_id: RECORDED_ROOMS.publicTest, user_id: '@bob:test.local' })
-  t.equal(h.homeserver.callsTo('join')[0]?.url, '/_synapse/admin/v1/join/%23public-test%3Atest.local')
+  // Resolved before the policy decides, then joined by ID: the alias cannot be repointed in between.
+  t.equal(h.homeserver.callsTo('join')[0]?.url, `/_synapse/admin/v1/join/${enc(RECORDED_ROOMS.publicTest)}`)
   t.match(h.audit()[0], { target: { room: '#public-test:test.local', room_id: RECORDED_ROOMS.publicTest } })
 })
 
@@ -228,15 +229,22 @@ t.test('answers Synapse might give beyond the recordings still map to clear code
     const res = await h.join(room, { user_id: '@alice:test.local' })
     t.equal(res.status, expectedStatus, what)
     t.equal(res.body.code, code, what)
-    t.match(h.audit().at(-1), { outcome: 'failed', code }, `${what}: a Synapse refusal is a failure`)
+    // A 2xx that is not Synapse's answer may hide a join that happened: its outcome is unknown.
+    const outcome = on === 'join' && status === 200 ? 'unknown' : 'failed'
+    t.match(h.audit().at(-1), { outcome, code }, `${what}: audited as ${outcome}`)
   }
   h.homeserver.fault = { kind: 'answer', on: 'join', status: 429, body: { errcode: 'M_LIMIT_EXCEEDED', retry_after_ms: 4602 } }
   t.equal((await h.join(room, { user_id: '@alice:test.local' })).headers['retry-after'], '5', 'retry_after_ms rounded up to seconds')
 
-  // Already in the room via an alias, but the directory cannot resolve it any more.
-  h.homeserver.fault = { kind: 'answer', on: 'directory', status: 404, body: { errcode: 'M_NOT_FOUND', error: 'Room alias #private-admin:test.local not found' } }
-  await h.join('%23private-admin:test.local', { user_id: '@gina:test.local' })
-  const again = await h.join('%23private-admin:test.local', { user_id: '@gina:test.local' })
-  t.equal(again.status, 502)
-  t.equal(again.body.code, 'upstream_error')
+  // Synapse's answers are validated before they are believed.
+  const joinsBefore = h.homeserver.callsTo('join').length
+  for (const deactivated of ['0', null, 'false', 2]) {
+    h.homeserver.fault = { kind: 'answer', on: 'user_lookup', status: 200, body: { name: '@alice:test.local', deactivated } }
+    const res = await h.join(room, { user_id: '@alice:test.local' })
+    t.equal(res.body.code, 'upstream_error', `a lookup whose deactivated is ${JSON.stringify(deactivated)} is not believed`)
+  }
+  h.homeserver.fault = { kind: 'answer', on: 'directory', status: 200, body: { room_id: '!bad room id:test.local', servers: ['test.local'] } }
+  const badRoom = await h.join('%23private-admin:test.local', { user_id: '@gina:test.local' })
+  t.equal(badRoom.body.code, 'upstream_error', 'a malformed room_id from the directory is not passed on')
+  t.equal(h.homeserver.callsTo('join').length, joinsBefore, 'none of these reached the join')
 })

@@ -1,7 +1,15 @@
 import { problem } from '../errors.js'
 
 /** Who called, as the audit log and the rate limiter see them. */
-export interface Caller { sub: string, org: string | null, roles: string[] }
+export interface Caller {
+  sub: string
+  org: string | null
+  roles: string[]
+  /** The whole verified payload, for policy conditions. */
+  claims?: Record<string, unknown>
+  iss?: string
+  jti?: string
+}
 
 export interface ClaimRules {
   clockToleranceS: number
@@ -60,11 +68,15 @@ export function callerFrom (payload: Record<string, unknown>, rules: ClaimRules,
     throw invalidToken('The token must name its caller in a sub claim.')
   }
   const org = claimAt(payload, rules.orgPath)
-  return {
+  const caller: Caller = {
     sub,
     org: typeof org === 'string' && org.length <= MAX_CLAIM_LENGTH ? org : null,
-    roles: rolesFrom(claimAt(payload, rules.rolesPath))
+    roles: rolesFrom(claimAt(payload, rules.rolesPath)),
+    claims: payload
   }
+  if (typeof payload.iss === 'string') caller.iss = payload.iss.slice(0, MAX_CLAIM_LENGTH)
+  if (typeof payload.jti === 'string') caller.jti = payload.jti.slice(0, MAX_CLAIM_LENGTH)
+  return caller
 }
 
 export function authorize (caller: Caller, allowedOrgs: string[], allowedRoles: string[]): void {

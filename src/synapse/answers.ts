@@ -1,4 +1,5 @@
-import { DETAILS, problem, type GatewayError } from '../errors.js'
+import { DETAILS, problem, type GatewayError, type Outcome } from '../errors.js'
+import { isRoomId } from '../matrix-ids.js'
 import type { SynapseCallError, SynapseResponse } from './client.js'
 
 /**
@@ -25,11 +26,13 @@ function retryAfterSeconds (response: SynapseResponse): number {
 }
 
 /** Answers that mean the same whichever endpoint gave them; undefined for the others. */
-function commonProblem (response: SynapseResponse): GatewayError | undefined {
+function commonProblem (response: SynapseResponse, outcomeIfUnclear: Outcome): GatewayError | undefined {
   const { errcode, error } = matrixError(response.json)
-  const isObject = typeof response.json === 'object' && response.json !== null && !Array.isArray(response.json)
-  if (!isObject) {
-    return problem('upstream_error', `Synapse answered HTTP ${response.status} with a body that is not its API; check SYNAPSE_URL.`)
+  if (!isObject(response.json)) {
+    return problem('upstream_error', `Synapse answered HTTP ${response.status} with a body that is not its API; check SYNAPSE_URL.`, { outcome: outcomeIfUnclear })
+  }
+  if (errcode === 'M_UNRECOGNIZED') {
+    return problem('upstream_error', 'Synapse does not know this endpoint: SYNAPSE_URL must point at Synapse itself (e.g. http://127.0.0.1:8008, no path), or at a proxy that forwards /_synapse/admin and /_matrix.', { matrixErrcode: errcode })
   }
   if (response.status === 401 || (response.status === 403 && error === 'You are not a server admin')) {
     return problem('upstream_auth_failed', 'The gateway\'s Synapse admin token was rejected; the operator must fix the gateway\'s configuration.', { matrixErrcode: errcode })
@@ -38,14 +41,25 @@ function commonProblem (response: SynapseResponse): GatewayError | undefined {
     return problem('rate_limited', `Synapse is rate-limiting; retry later.${quote(error)}`, { matrixErrcode: errcode, retryAfterS: retryAfterSeconds(response), outcome: 'failed' })
   }
   if (response.status >= 500) {
-    return problem('upstream_error', `Synapse failed to handle the request (HTTP ${response.status}).${quote(error)}`, { matrixErrcode: errcode })
+    return problem('upstream_error', `Synapse failed to handle the request (HTTP ${response.status}).${quote(error)}`, { matrixErrcode: errcode, outcome: outcomeIfUnclear })
   }
   return undefined
 }
 
-function unexpected (response: SynapseResponse): GatewayError {
+const isObject = (json: unknown): json is Record<string, unknown> => typeof json === 'object' && json !== null && !Array.isArray(json)
+
+/** `acting`: the call may have changed Synapse; then only a clear refusal (4xx) is a failure. */
+function unexpected (response: SynapseResponse, acting = false): GatewayError {
   const { errcode, error } = matrixError(response.json)
-  return problem('upstream_error', `Synapse gave an unexpected answer (HTTP ${response.status}).${quote(error)}`, { matrixErrcode: errcode })
+  const outcome: Outcome = acting && (response.status < 400 || response.status >= 500) ? 'unknown' : 'failed'
+  return problem('upstream_error', `Synapse gave an unexpected answer (HTTP ${response.status}).${quote(error)}`, { matrixErrcode: errcode, outcome })
+}
+
+/** The checks every answer passes before it is read. An acting call's unclear answer may hide an action done. */
+function checked (response: SynapseResponse, acting: boolean): { errcode: string | undefined, error: string | undefined } {
+  const common = commonProblem(response, acting ? 'unknown' : 'failed')
+  if (common !== undefined) throw common
+  return matrixError(response.json)
 }
 
 /** A call that got no answer: nothing was sent, it timed out, or the connection broke. */
@@ -53,7 +67,7 @@ export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, r
   const outcome = mayHaveActed && failure.sent ? 'unknown' : 'failed'
   switch (failure.kind) {
     case 'saturated':
-      return problem('upstream_unavailable', 'Too many requests to Synapse are in flight; retry in a moment.', { retryAfterS: 1 })
+      return problem('upstream_unavailable', 'Too many requests to Synapse are waiting; retry in a moment.', { retryAfterS: 1 })
     case 'circuit_open':
       return problem('upstream_unavailable', 'Synapse keeps failing, so requests to it are paused; retry shortly.', { retryAfterS })
     case 'unavailable':
@@ -65,39 +79,57 @@ export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, r
   }
 }
 
+const USER_NOT_FOUND = 'Synapse has no such user: check the user ID (it is case-sensitive).'
+
+/** Synapse 1.67 reports flags as 0/1, newer versions as booleans; anything else is not believed. */
+function flag (value: unknown): boolean | undefined {
+  if (value === false || value === 0) return false
+  if (value === true || value === 1) return true
+  return undefined
+}
+
+export interface LookedUpUser {
+  deactivated: boolean
+  admin: boolean
+  shadowBanned: boolean
+  displayname: string | null
+  creationTs: number | null
+}
+
 /** GET /_synapse/admin/v2/users/<id>: the user's state, or why we cannot act on them. */
-export function lookedUpUser (response: SynapseResponse): { deactivated: boolean } {
-  const common = commonProblem(response)
-  if (common !== undefined) throw common
-  const { errcode, error } = matrixError(response.json)
+export function lookedUpUser (response: SynapseResponse): LookedUpUser {
+  const { errcode, error } = checked(response, false)
   if (response.status === 200) {
-    const deactivated = (response.json as { deactivated?: unknown }).deactivated
-    return { deactivated: deactivated === true || deactivated === 1 }
+    const body = response.json as Record<string, unknown>
+    const deactivated = flag(body.deactivated)
+    // A join must never go through on an answer that does not clearly say "active".
+    if (deactivated === undefined) throw unexpected(response)
+    return {
+      deactivated,
+      admin: flag(body.admin) ?? false,
+      shadowBanned: flag(body.shadow_banned) ?? false,
+      displayname: typeof body.displayname === 'string' ? body.displayname : null,
+      creationTs: typeof body.creation_ts === 'number' ? body.creation_ts : null
+    }
   }
-  if (response.status === 404) {
-    throw problem('user_not_found', 'Synapse has no such user: check the user ID (it is case-sensitive).', { matrixErrcode: errcode })
-  }
+  if (response.status === 404) throw problem('user_not_found', USER_NOT_FOUND, { matrixErrcode: errcode })
   if (response.status === 400 && error?.includes('local users') === true) {
-    throw problem('user_not_local', 'Only users of this homeserver can be joined.', { matrixErrcode: errcode, outcome: 'failed' })
+    throw problem('user_not_local', 'Only users of this homeserver can be acted on.', { matrixErrcode: errcode, outcome: 'failed' })
   }
   throw unexpected(response)
 }
 
-export type JoinAnswer = { joined: true, roomId: string } | { joined: true, roomId: undefined }
-
 /** POST /_synapse/admin/v1/join/<room>: joined (maybe already), or why not. */
-export function joinAnswer (response: SynapseResponse, userId: string): JoinAnswer {
-  const common = commonProblem(response)
-  if (common !== undefined) throw common
-  const { errcode, error } = matrixError(response.json)
-  const roomId = (response.json as { room_id?: unknown }).room_id
+export function joinAnswer (response: SynapseResponse, userId: string): void {
+  const { errcode, error } = checked(response, true)
   if (response.status === 200) {
-    if (typeof roomId === 'string') return { joined: true, roomId }
-    throw unexpected(response)
+    const roomId = (response.json as { room_id?: unknown }).room_id
+    if (typeof roomId === 'string' && isRoomId(roomId)) return
+    throw unexpected(response, true)
   }
   if (response.status === 403) {
     // Synapse answers a repeat join into a non-public room with 403; for the caller it is done.
-    if (error === `${userId} is already in the room.`) return { joined: true, roomId: undefined }
+    if (error === `${userId} is already in the room.`) return
     if (errcode === 'M_BAD_STATE') {
       throw problem('user_banned', `The user is banned from this room; unban them first.${quote(error)}`, { matrixErrcode: errcode })
     }
@@ -113,9 +145,7 @@ export function joinAnswer (response: SynapseResponse, userId: string): JoinAnsw
     throw problem('synapse_forbidden', `Synapse refused to join the user.${quote(error)}`, { matrixErrcode: errcode })
   }
   if (response.status === 404) {
-    if (error === 'User not found') {
-      throw problem('user_not_found', 'Synapse has no such user: check the user ID (it is case-sensitive).', { matrixErrcode: errcode })
-    }
+    if (error === 'User not found') throw problem('user_not_found', USER_NOT_FOUND, { matrixErrcode: errcode })
     throw problem('room_not_found', `Synapse does not know this room: check the room ID or alias.${quote(error)}`, { matrixErrcode: errcode })
   }
   if (response.status === 400) {
@@ -129,11 +159,122 @@ export function joinAnswer (response: SynapseResponse, userId: string): JoinAnsw
       throw problem('invalid_user_id', `Synapse does not accept this user ID.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
     }
   }
+  throw unexpected(response, true)
+}
+
+export interface ResolvedAlias { roomId: string, servers: string[] }
+
+/** GET /_matrix/client/v3/directory/room/<alias>: the alias's room, or why it does not resolve. */
+export function resolvedAlias (response: SynapseResponse): ResolvedAlias {
+  const { errcode, error } = checked(response, false)
+  if (response.status === 200) {
+    const { room_id: roomId, servers } = response.json as { room_id?: unknown, servers?: unknown }
+    if (typeof roomId !== 'string' || !isRoomId(roomId)) throw unexpected(response)
+    return { roomId, servers: Array.isArray(servers) ? servers.filter((server): server is string => typeof server === 'string').slice(0, 8) : [] }
+  }
+  if (response.status === 404) throw problem('room_not_found', `No room has this alias.${quote(error)}`, { matrixErrcode: errcode })
+  if (response.status === 400) throw problem('invalid_room', `Synapse does not accept this alias.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
+  if (response.status === 502) {
+    throw problem('upstream_error', `Synapse could not ask the alias's homeserver.${quote(error)}`, { matrixErrcode: errcode })
+  }
   throw unexpected(response)
 }
 
-/** GET /_matrix/client/v3/directory/room/<alias>: the alias's room ID, when it resolves. */
-export function resolvedRoomId (response: SynapseResponse): string | undefined {
-  const roomId = (response.json as { room_id?: unknown } | undefined)?.room_id
-  return response.status === 200 && typeof roomId === 'string' ? roomId : undefined
+export type KickAnswer = 'removed' | 'not_in_room' | 'banned'
+
+/** POST /_matrix/client/v3/rooms/<id>/kick, as the admin account. */
+export function kickAnswer (response: SynapseResponse): KickAnswer {
+  const { errcode, error } = checked(response, true)
+  if (response.status === 200) return 'removed'
+  if (response.status === 403) {
+    // Also said for unknown rooms: the caller tells those apart with the room details.
+    if (error === 'The target user is not in the room') return 'not_in_room'
+    if (errcode === 'M_BAD_STATE') return 'banned'
+    if (error?.startsWith('You cannot kick user') === true) {
+      throw problem('admin_cannot_kick', `The gateway's admin account may not remove this user: it needs kick power in the room and a higher power level than the user.${quote(error)}`, { matrixErrcode: errcode })
+    }
+    if (error !== undefined && / not in room /.test(error)) {
+      throw problem('admin_not_in_room', `The gateway's admin account is not in this room, so it cannot remove anyone from it; a room admin must invite it.${quote(error)}`, { matrixErrcode: errcode })
+    }
+    throw problem('synapse_forbidden', `Synapse refused to remove the user.${quote(error)}`, { matrixErrcode: errcode })
+  }
+  throw unexpected(response, true)
+}
+
+export interface RoomDetails {
+  canonicalAlias: string | null
+  joinRules: string | null
+  roomType: string | null
+  joinedLocalMembers: number | null
+}
+
+/** GET /_synapse/admin/v1/rooms/<id>: the room's details, or undefined when Synapse does not know it. */
+export function roomDetails (response: SynapseResponse): RoomDetails | undefined {
+  const { errcode } = checked(response, false)
+  if (response.status === 404 && errcode === 'M_NOT_FOUND') return undefined
+  if (response.status !== 200) throw unexpected(response)
+  const body = response.json as Record<string, unknown>
+  const text = (value: unknown) => typeof value === 'string' ? value : null
+  return {
+    canonicalAlias: text(body.canonical_alias),
+    joinRules: text(body.join_rules),
+    roomType: text(body.room_type),
+    joinedLocalMembers: typeof body.joined_local_members === 'number' ? body.joined_local_members : null
+  }
+}
+
+export interface StateEvent { type: string, state_key: string, content: Record<string, unknown> }
+
+/** GET /_synapse/admin/v1/rooms/<id>/state: the current state events, or undefined for an unknown room. */
+export function roomState (response: SynapseResponse): StateEvent[] | undefined {
+  const { errcode } = checked(response, false)
+  if (response.status === 404 && errcode === 'M_NOT_FOUND') return undefined
+  const state = (response.json as { state?: unknown }).state
+  if (response.status !== 200 || !Array.isArray(state)) throw unexpected(response)
+  return state.filter((event): event is StateEvent =>
+    isObject(event) && typeof event.type === 'string' && typeof event.state_key === 'string' && isObject(event.content))
+}
+
+/** GET /_synapse/admin/v1/rooms/<id>/members. */
+export function roomMembers (response: SynapseResponse): string[] {
+  const { errcode, error } = checked(response, false)
+  if (response.status === 404) throw problem('room_not_found', `Synapse does not know this room.${quote(error)}`, { matrixErrcode: errcode })
+  const members = (response.json as { members?: unknown }).members
+  if (response.status !== 200 || !Array.isArray(members)) throw unexpected(response)
+  return members.filter((member): member is string => typeof member === 'string')
+}
+
+/** GET /_synapse/admin/v1/users/<id>/joined_rooms (200 with an empty list for unknown users: look them up first). */
+export function joinedRooms (response: SynapseResponse): string[] {
+  checked(response, false)
+  const rooms = (response.json as { joined_rooms?: unknown }).joined_rooms
+  if (response.status !== 200 || !Array.isArray(rooms)) throw unexpected(response)
+  return rooms.filter((room): room is string => typeof room === 'string')
+}
+
+/** GET /_synapse/admin/v1/rooms/<id>/block: whether the room is blocked on this server. */
+export function blockStatus (response: SynapseResponse): boolean {
+  checked(response, false)
+  const block = (response.json as { block?: unknown }).block
+  if (response.status !== 200 || typeof block !== 'boolean') throw unexpected(response)
+  return block
+}
+
+/**
+ * POST /_synapse/admin/v1/rooms/<room>/make_room_admin. It can half-succeed: the power level is
+ * granted before a 403 (banned target) or a 502 (remote target) comes back, so those are `unknown`.
+ */
+export function makeRoomAdminAnswer (response: SynapseResponse): void {
+  const { errcode, error } = checked(response, true)
+  if (response.status === 200) return
+  if (response.status === 403 && errcode === 'M_BAD_STATE') {
+    throw problem('user_banned', `The user is banned from this room; Synapse may already have raised their power level before refusing the invite: check the room.${quote(error)}`, { matrixErrcode: errcode, outcome: 'unknown' })
+  }
+  if ((response.status === 400 && error === 'Server not in room') || response.status === 404) {
+    throw problem('room_not_found', `Synapse does not know this room.${quote(error)}`, { matrixErrcode: errcode })
+  }
+  if (response.status === 400 && error?.startsWith('No local admin user in room') === true) {
+    throw problem('synapse_forbidden', `No local member of this room has the power to change its power levels, so Synapse cannot promote anyone.${quote(error)}`, { matrixErrcode: errcode })
+  }
+  throw unexpected(response, true)
 }

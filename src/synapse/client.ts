@@ -76,59 +76,80 @@ export interface SynapseClientOptions {
   timeoutMs: number
   /** Where requests go; tests and embedders may pass their own. Defaults to a keep-alive Pool. */
   dispatcher?: Dispatcher
-  /** Requests in flight at most (also the pool size); the excess is refused at once. */
+  /** Requests in flight at most (also the pool size); the excess waits up to `queueTimeoutMs`. */
   maxConcurrency: number
-  breaker?: Omit<GuardOptions, 'maxInFlight'>
+  queueTimeoutMs?: number
+  breaker?: Pick<GuardOptions, 'failureThreshold' | 'openMs'>
+  /** Told once per change whether Synapse can be reached. */
+  onReachabilityChange?: (reachable: boolean) => void
 }
 
-export interface SynapseClient {
-  lookupUser: (userId: string) => Promise<SynapseResponse>
-  join: (roomIdOrAlias: string, userId: string) => Promise<SynapseResponse>
-  resolveAlias: (alias: string) => Promise<SynapseResponse>
-  whoami: () => Promise<SynapseResponse>
-  /** Seconds until calls are let through again while the circuit is open. */
-  readonly retryAfterS: number
-  close: () => Promise<void>
+/** Names of the calls, as metrics and audit entries label them. */
+export type CallName =
+  | 'user_lookup' | 'join' | 'directory' | 'whoami' | 'kick' | 'room_details' | 'room_state'
+  | 'room_members' | 'joined_rooms' | 'make_room_admin' | 'block_status' | 'readiness'
+
+/** `deadline`: performance.now() by which the whole request's Synapse work must be done. */
+type Call = (deadline?: number) => Promise<SynapseResponse>
+
+const enc = encodeURIComponent
+
+/** 5xx answers that speak for one room or remote server (federation), not for Synapse's health. */
+function showsSynapseUnhealthy (response: SynapseResponse): boolean {
+  if (response.status < 500) return false
+  const errcode = (response.json as { errcode?: unknown } | undefined)?.errcode
+  return !(response.status === 502 && typeof errcode === 'string')
 }
 
-export function createSynapseClient (options: SynapseClientOptions): SynapseClient {
+export function createSynapseClient (options: SynapseClientOptions) {
   const base = new URL(options.url)
   const prefix = base.pathname.replace(/\/+$/, '')
   const ownsDispatcher = options.dispatcher === undefined
   const dispatcher = options.dispatcher ?? new Pool(base.origin, {
-    connections: options.maxConcurrency,
+    connections: options.maxConcurrency + 1, // one more for readiness probes, which bypass the guard
     pipelining: 1,
     connect: { timeout: Math.min(options.timeoutMs, 5000) },
     keepAliveTimeout: 10_000,
     maxResponseSize: MAX_RESPONSE_BYTES
   })
   const authorization = `Bearer ${options.adminToken}`
-  const guard = new SynapseGuard({ maxInFlight: options.maxConcurrency, ...options.breaker })
+  const guard = new SynapseGuard({ maxInFlight: options.maxConcurrency, queueTimeoutMs: options.queueTimeoutMs, ...options.breaker })
+  let reachable = true
+  const noteReachable = (now: boolean) => {
+    if (now === reachable) return
+    reachable = now
+    options.onReachabilityChange?.(now)
+  }
 
   /** Guarded by the cap and the breaker; a connection that failed before sending is retried once. */
-  async function call (method: 'GET' | 'POST', path: string, body?: unknown): Promise<SynapseResponse> {
-    const refusal = guard.enter()
-    if (refusal !== undefined) throw new SynapseCallError(refusal, false, 0, undefined)
-    let failed = true
+  async function call (name: CallName, method: 'GET' | 'POST', path: string, body: unknown, deadline: number | undefined): Promise<SynapseResponse> {
+    let slot = guard.enter()
+    if (slot instanceof Promise) slot = await slot
+    if (typeof slot === 'string') throw new SynapseCallError(slot, false, 0, undefined)
+    let unhealthy = true
     try {
       let response: SynapseResponse
       try {
-        response = await send(method, path, body)
+        response = await send(method, path, body, deadline)
       } catch (error) {
         if (!(error instanceof SynapseCallError) || error.sent) throw error
         await sleep(RETRY_DELAY_MS)
-        response = await send(method, path, body)
+        response = await send(method, path, body, deadline)
       }
-      failed = response.status >= 500
+      unhealthy = showsSynapseUnhealthy(response)
       return response
     } finally {
-      guard.leave(failed)
+      guard.leave(slot, unhealthy)
     }
   }
 
-  async function send (method: 'GET' | 'POST', path: string, body?: unknown): Promise<SynapseResponse> {
+  async function send (method: 'GET' | 'POST', path: string, body: unknown, deadline = performance.now() + options.timeoutMs): Promise<SynapseResponse> {
     const started = performance.now()
     const elapsed = () => Math.round((performance.now() - started) * 10) / 10
+    const remaining = Math.floor(deadline - started)
+    if (remaining <= 0) {
+      throw new SynapseCallError('timeout', false, 0, Object.assign(new Error('no time left'), { code: DEADLINE_EXCEEDED }))
+    }
     try {
       const response = await dispatcher.request({
         origin: base.origin,
@@ -139,10 +160,11 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
           : { authorization, accept: 'application/json', 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
         // Per request, so they hold with any dispatcher (an embedder's too).
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs
+        headersTimeout: remaining,
+        bodyTimeout: remaining
       })
-      const text = await readWithinDeadline(response.body, started + options.timeoutMs)
+      const text = await readWithinDeadline(response.body, deadline)
+      noteReachable(true)
       let json: unknown
       try {
         json = JSON.parse(text)
@@ -151,19 +173,41 @@ export function createSynapseClient (options: SynapseClientOptions): SynapseClie
       }
       return { status: response.statusCode, json, retryAfterS: parseRetryAfter(response.headers['retry-after']), durationMs: elapsed() }
     } catch (error) {
-      throw classify(error, elapsed())
+      const failure = classify(error, elapsed())
+      if (failure.kind === 'unavailable') noteReachable(false)
+      throw failure
     }
   }
 
+  const get = (name: CallName, path: string): Call => async (deadline) => await call(name, 'GET', path, undefined, deadline)
+  const post = (name: CallName, path: string, body: unknown): Call => async (deadline) => await call(name, 'POST', path, body, deadline)
+
   return {
-    lookupUser: async (userId) => await call('GET', `/_synapse/admin/v2/users/${encodeURIComponent(userId)}`),
-    join: async (roomIdOrAlias, userId) =>
-      await call('POST', `/_synapse/admin/v1/join/${encodeURIComponent(roomIdOrAlias)}`, { user_id: userId }),
-    resolveAlias: async (alias) => await call('GET', `/_matrix/client/v3/directory/room/${encodeURIComponent(alias)}`),
-    whoami: async () => await call('GET', '/_matrix/client/v3/account/whoami'),
+    lookupUser: (userId: string) => get('user_lookup', `/_synapse/admin/v2/users/${enc(userId)}`),
+    /** By room ID; `servers` are the directory's hints for a remote room. */
+    join: (roomId: string, userId: string, servers: string[] = []) =>
+      post('join', `/_synapse/admin/v1/join/${enc(roomId)}${servers.length === 0 ? '' : `?${servers.map((server) => `server_name=${enc(server)}`).join('&')}`}`, { user_id: userId }),
+    resolveAlias: (alias: string) => get('directory', `/_matrix/client/v3/directory/room/${enc(alias)}`),
+    whoami: () => get('whoami', '/_matrix/client/v3/account/whoami'),
+    /** Synapse has no admin API to remove a member: a kick through the client API, as the admin account. */
+    kick: (roomId: string, userId: string, reason: string | undefined) =>
+      post('kick', `/_matrix/client/v3/rooms/${enc(roomId)}/kick`, reason === undefined ? { user_id: userId } : { user_id: userId, reason }),
+    roomDetails: (roomId: string) => get('room_details', `/_synapse/admin/v1/rooms/${enc(roomId)}`),
+    roomState: (roomId: string) => get('room_state', `/_synapse/admin/v1/rooms/${enc(roomId)}/state`),
+    roomMembers: (roomId: string) => get('room_members', `/_synapse/admin/v1/rooms/${enc(roomId)}/members`),
+    blockStatus: (roomId: string) => get('block_status', `/_synapse/admin/v1/rooms/${enc(roomId)}/block`),
+    joinedRooms: (userId: string) => get('joined_rooms', `/_synapse/admin/v1/users/${enc(userId)}/joined_rooms`),
+    makeRoomAdmin: (roomId: string, userId: string) => post('make_room_admin', `/_synapse/admin/v1/rooms/${enc(roomId)}/make_room_admin`, { user_id: userId }),
+    /** Readiness probes bypass the cap and the breaker: they report Synapse, not our own load. */
+    probe: async (path: string, timeoutMs: number) => await send('GET', path, undefined, performance.now() + timeoutMs),
     get retryAfterS () { return guard.retryAfterS },
+    get inFlight () { return guard.active },
+    get queued () { return guard.queued },
+    get circuit () { return guard.circuit },
     async close () {
       if (ownsDispatcher) await dispatcher.close()
     }
   }
 }
+
+export type SynapseClient = ReturnType<typeof createSynapseClient>

@@ -23,8 +23,10 @@ export interface Harness {
   url: string
   homeserver: SimulatedHomeserver
   homeserverUrl: string
-  /** The audit entries written so far, parsed. */
+  /** The audit `result` records written so far (one per attempt), parsed. */
   audit: () => Array<Record<string, any>>
+  /** Every audit record (start, intent, result, stop), parsed. */
+  auditRecords: () => Array<Record<string, any>>
   /** The raw text of the audit file. */
   auditText: () => string
   /** Everything the service logged, raw. */
@@ -84,6 +86,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
   })
   const token = (claims: JwtClaims = {}) => signJwt({ alg: 'HS256' }, helpdeskClaims(claims), JWT_SECRET)
   const auditText = () => { try { return readFileSync(auditFile, 'utf8') } catch { return '' } }
+  const auditRecords = () => auditText().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, any>)
   return {
     app,
     url,
@@ -98,7 +101,8 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
       JWT_SECRET,
       ...extra
     }),
-    audit: () => auditText().split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, any>),
+    audit: () => auditRecords().filter((record) => record.event === 'result'),
+    auditRecords,
     auditText,
     logs: () => logs.text,
     token,

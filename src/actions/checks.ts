@@ -1,0 +1,29 @@
+import { DETAILS, problem, type ProblemCode } from '../errors.js'
+import { lookedUpUser, type LookedUpUser } from '../synapse/answers.js'
+import type { ActionContext, DryRunCheck } from './action.js'
+
+/** The user lookup every action that names a user makes first: unknown users are never acted on. */
+export async function lookUpUser (context: ActionContext, userId: string): Promise<LookedUpUser> {
+  return lookedUpUser(await context.read('user_lookup', context.synapse.lookupUser(userId)))
+}
+
+/** As lookUpUser, and a deactivated user is refused (Synapse itself would join or promote them). */
+export async function lookUpActiveUser (context: ActionContext, userId: string): Promise<LookedUpUser> {
+  const user = await lookUpUser(context, userId)
+  if (user.deactivated) throw problem('user_deactivated', DETAILS.user_deactivated)
+  return user
+}
+
+/** The same lookup for a dry run: the code the real call would get, or undefined when the user is fine. */
+export async function userCheck (context: ActionContext, userId: string, checks: DryRunCheck[], { refuseDeactivated }: { refuseDeactivated: boolean }): Promise<ProblemCode | undefined> {
+  try {
+    const user = await (refuseDeactivated ? lookUpActiveUser(context, userId) : lookUpUser(context, userId))
+    checks.push({ name: 'user_exists', ok: true, detail: user.deactivated ? 'The user exists (deactivated).' : 'The user exists and is active.' })
+    return undefined
+  } catch (error) {
+    const code = (error as { problem?: ProblemCode }).problem
+    if (code !== 'user_not_found' && code !== 'user_deactivated' && code !== 'user_not_local') throw error
+    checks.push({ name: 'user_exists', ok: false, detail: (error as Error).message })
+    return code
+  }
+}

@@ -1,0 +1,303 @@
+import { createHash } from 'node:crypto'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { AuditLog } from '../audit/log.js'
+import type { Caller } from '../auth/claims.js'
+import type { Config } from '../config.js'
+import { problem, type GatewayError, type ProblemCode } from '../errors.js'
+import { sendProblem } from '../error-handler.js'
+import type { Metrics } from '../metrics.js'
+import { serverOf } from '../matrix-ids.js'
+import type { Decision, Policy, PolicyCaller, RoomFacts } from '../policy/index.js'
+import { callFailure } from '../synapse/answers.js'
+import { SynapseCallError, type CallName, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
+import type { RoomDirectory } from '../synapse/rooms.js'
+import { ACTION_PROBLEMS, DryRunQuery, DryRunResult, problemResponses } from '../schemas.js'
+import type { ActionContext, ActionDefinition, DryRunReport, ResolvedTarget } from './action.js'
+
+export interface AuditUpstream { call: string, status: number | null, matrix_errcode: string | null, duration_ms: number }
+
+/** What one action request did, gathered as it goes and written as its audit records. */
+export interface Attempt {
+  action: string
+  actor: Caller | null
+  roomId: string | undefined
+  upstream: AuditUpstream | undefined
+  policy: { rule: string | null, effect: 'allow' | 'deny' } | undefined
+  reason: string | undefined
+  dryRun: boolean
+  intentWritten: boolean
+  /** When the request's Synapse work must be done by (performance.now()); set by the first call. */
+  deadline: number | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    attempt: Attempt | null
+  }
+}
+
+const tenths = (ms: number) => Math.round(ms * 10) / 10
+const MAX_AUDITED_TEXT = 512
+const auditedText = (value: unknown): string | null => typeof value === 'string' ? value.slice(0, MAX_AUDITED_TEXT) : null
+
+export interface PipelineOptions {
+  config: Config
+  synapse: SynapseClient
+  rooms: RoomDirectory
+  audit: AuditLog
+  metrics: Metrics
+  /** The policy in force; a function because SIGHUP may replace it. */
+  policy: () => Policy
+  actions: ActionDefinition[]
+  adminUserId: (read: ActionContext['read']) => Promise<string>
+}
+
+/**
+ * The one pipeline every action goes through: per-IP limit → token → org → policy on the action
+ * → per-caller limit → validation → room resolution → policy on room and user → Synapse →
+ * answer → audit. The action modules only say what differs.
+ */
+export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async (fastify, options) => {
+  const { config, synapse, rooms, audit, metrics, policy } = options
+  const { serverName } = config.synapse
+
+  fastify.decorateRequest('attempt', null)
+  await fastify.register(rateLimit, { global: false })
+  // Per client IP before any token crypto, so a flood of junk tokens stays cheap to refuse.
+  const ipLimit = fastify.createRateLimit({ max: config.rateLimitPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => `ip:${request.ip}` })
+  const callerLimit = fastify.createRateLimit({ max: config.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => `sub:${request.attempt?.actor?.sub ?? ''}` })
+  async function enforce (limiter: typeof ipLimit, request: FastifyRequest, who: 'address' | 'caller'): Promise<void> {
+    const limit = await limiter(request)
+    if (!limit.isAllowed && limit.isExceeded) {
+      metrics.rateLimited.inc({ limit: who === 'address' ? 'ip' : 'caller' })
+      throw problem('rate_limited', `Too many requests from this ${who} (${limit.max} a minute); retry later.`, { retryAfterS: Math.max(1, limit.ttlInSeconds) })
+    }
+  }
+
+  const byRoute = new Map<string, ActionDefinition>()
+  for (const action of options.actions) byRoute.set(`${action.method} ${action.url}`, action)
+  const actionOf = (request: FastifyRequest) => byRoute.get(`${request.method} ${request.routeOptions.url ?? ''}`)
+
+  const newAttempt = (action: string): Attempt => ({
+    action, actor: null, roomId: undefined, upstream: undefined, policy: undefined, reason: undefined, dryRun: false, intentWritten: false, deadline: undefined
+  })
+
+  fastify.addHook('onRequest', async (request) => {
+    const action = actionOf(request)
+    // A method the URL does not take: answered 405 (and audited) without a token.
+    if (action === undefined) return
+    request.attempt = newAttempt(action.name)
+    await enforce(ipLimit, request, 'address')
+    const caller = await fastify.authenticate(request)
+    request.attempt.actor = caller
+    if (config.allowedOrgs.length > 0 && (caller.org === null || !config.allowedOrgs.includes(caller.org))) {
+      throw problem('org_not_allowed', 'Your organisation is not allowed to use this gateway.')
+    }
+    const current = policy()
+    if (!current.permitsAction(policyCaller(caller), action.name)) throw refusal(current, config.joinRoles, action.name, undefined)
+    await enforce(callerLimit, request, 'caller')
+  })
+
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    const attempt = request.attempt ?? newAttempt(actionOf(request)?.name ?? 'unknown')
+    const error = request.gatewayError
+    const outcome = error === undefined ? (attempt.dryRun ? 'dry_run' : 'success') : error.outcome
+    metrics.actions.inc({ action: attempt.action, outcome, code: error?.problem ?? 'none' })
+    audit.result(request.id, resultFields(request, reply, attempt, outcome, error))
+    done(null, payload)
+  })
+
+  function resultFields (request: FastifyRequest, reply: FastifyReply, attempt: Attempt, outcome: string, error: GatewayError | undefined): Record<string, unknown> {
+    const target = actionOf(request)?.target({ params: request.params ?? {}, body: request.body }) ?? {}
+    const actor = attempt.actor
+    return {
+      action: attempt.action,
+      outcome,
+      status: reply.statusCode,
+      ...(error === undefined ? {} : { code: error.problem }),
+      actor: actor === null ? null : { sub: actor.sub, org: actor.org, roles: actor.roles, ...(actor.iss === undefined ? {} : { iss: actor.iss }), ...(actor.jti === undefined ? {} : { jti: actor.jti }) },
+      target: {
+        room: auditedText(target.room),
+        user_id: auditedText(target.userId),
+        ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId })
+      },
+      client: { ip: request.ip, user_agent: auditedText(request.headers['user-agent']) },
+      ...(attempt.upstream === undefined ? {} : { upstream: attempt.upstream }),
+      ...(attempt.policy === undefined ? {} : { policy: attempt.policy }),
+      ...(attempt.reason === undefined ? {} : { reason: attempt.reason }),
+      ...(attempt.dryRun ? { dry_run: true } : {}),
+      ...(typeof request.headers['idempotency-key'] === 'string' ? { idempotency_key: sha256(request.headers['idempotency-key']) } : {}),
+      duration_ms: tenths(reply.elapsedTime)
+    }
+  }
+
+  /** Calls Synapse within the request's deadline, remembers what it answered, and names failures. */
+  async function track (request: FastifyRequest, name: CallName, mayHaveActed: boolean, send: (deadline: number) => Promise<SynapseResponse>): Promise<SynapseResponse> {
+    const attempt = request.attempt as Attempt
+    attempt.deadline ??= performance.now() + config.synapse.timeoutMs
+    const before = attempt.upstream?.duration_ms ?? 0
+    try {
+      const response = await send(attempt.deadline)
+      metrics.synapseDuration.observe({ call: name }, response.durationMs / 1000)
+      if (response.status >= 500) metrics.synapseErrors.inc({ call: name, kind: 'http_5xx' })
+      const errcode = (response.json as { errcode?: unknown } | undefined)?.errcode
+      attempt.upstream = { call: name, status: response.status, matrix_errcode: typeof errcode === 'string' ? errcode.slice(0, 64) : null, duration_ms: tenths(before + response.durationMs) }
+      return response
+    } catch (error) {
+      if (!(error instanceof SynapseCallError)) throw error
+      metrics.synapseErrors.inc({ call: name, kind: error.kind })
+      attempt.upstream = { call: name, status: null, matrix_errcode: null, duration_ms: tenths(before + error.durationMs) }
+      if (error.sent) request.log.warn({ call: name, kind: error.kind }, 'Synapse call failed')
+      throw callFailure(error, mayHaveActed, synapse.retryAfterS)
+    }
+  }
+
+  function contextFor (request: FastifyRequest, caller: Caller): ActionContext {
+    const attempt = request.attempt as Attempt
+    const read: ActionContext['read'] = async (name, send) => await track(request, name, false, send)
+    return {
+      request,
+      caller,
+      config,
+      synapse,
+      rooms,
+      read,
+      async act (name, send) {
+        if (!attempt.intentWritten) {
+          if (!audit.intent(request.id, intentFields(request, attempt))) throw auditUnavailable()
+          attempt.intentWritten = true
+        }
+        return await track(request, name, true, send)
+      },
+      adminUserId: async () => await options.adminUserId(read),
+      setRoomId: (roomId) => { attempt.roomId = roomId }
+    }
+  }
+
+  function intentFields (request: FastifyRequest, attempt: Attempt): Record<string, unknown> {
+    const target = actionOf(request)?.target({ params: request.params, body: request.body }) ?? {}
+    const actor = attempt.actor as Caller
+    return {
+      action: attempt.action,
+      actor: { sub: actor.sub, org: actor.org, roles: actor.roles, ...(actor.iss === undefined ? {} : { iss: actor.iss }), ...(actor.jti === undefined ? {} : { jti: actor.jti }) },
+      target: { room: auditedText(target.room), user_id: auditedText(target.userId), ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId }) },
+      ...(attempt.policy === undefined ? {} : { policy: attempt.policy }),
+      ...(attempt.reason === undefined ? {} : { reason: attempt.reason })
+    }
+  }
+
+  /** Policy on the room and user: the room resolved, its facts fetched only when a rule needs them. */
+  async function decide (context: ActionContext, action: ActionDefinition, room: ResolvedTarget['room'], userId: string | undefined): Promise<Decision> {
+    const current = policy()
+    let facts: RoomFacts | null = null
+    if (room !== undefined) {
+      const spaces: string[] = []
+      for (const ref of current.spaceRefs) {
+        if ((await rooms.spaceChildren(ref.slice('space:'.length), context.read)).has(room.id)) spaces.push(ref)
+      }
+      facts = {
+        id: room.id,
+        alias: room.alias,
+        canonical_alias: current.needsRoomAliases ? await rooms.canonicalAlias(room.id, context.read) : null,
+        alt_aliases: [],
+        spaces
+      }
+    }
+    const decision = current.decide({ caller: policyCaller(context.caller), action: action.name, room: facts, user: userId === undefined ? null : { id: userId } })
+    metrics.policyDecisions.inc({ rule: decision.rule ?? 'none', effect: decision.effect })
+    return decision
+  }
+
+  for (const action of options.actions) {
+    const schema = {
+      tags: [action.name.startsWith('user.') ? 'users' : 'rooms'],
+      operationId: action.operationId,
+      summary: action.summary,
+      description: action.description,
+      security: [{ bearerAuth: [] }],
+      params: action.params,
+      ...(action.body === undefined ? {} : { body: action.body }),
+      ...(action.acting ? { querystring: DryRunQuery } : {}),
+      response: {
+        200: action.acting
+          ? { description: 'Done (or, with ?dry_run=true, the prediction).', anyOf: [action.result, DryRunResult] }
+          : { description: 'OK.', ...action.result },
+        ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable'] as ProblemCode[] : [])])
+      }
+    }
+    fastify.route({
+      method: action.method,
+      url: action.url,
+      schema,
+      handler: async (request) => {
+        const attempt = request.attempt as Attempt
+        const caller = attempt.actor as Caller
+        const target = action.target({ params: request.params, body: request.body })
+        const reason = (request.body as { reason?: string } | undefined)?.reason
+        attempt.reason = reason
+        attempt.dryRun = action.acting && (request.query as { dry_run?: string } | undefined)?.dry_run === 'true'
+        if (target.userId !== undefined && serverOf(target.userId) !== serverName) {
+          throw problem('user_not_local', `Only users of this homeserver (${serverName}) can be acted on.`)
+        }
+        if (target.room?.startsWith('#') === true && !config.allowRemoteRooms && serverOf(target.room) !== serverName) {
+          throw problem('room_not_local', `Only aliases of this homeserver (${serverName}) are accepted; use the room ID instead.`)
+        }
+        if (action.acting && config.requireReason && (reason === undefined || reason.trim() === '')) {
+          throw problem('reason_required', 'This gateway requires a reason for every action that changes Synapse: add "reason" to the body.')
+        }
+        if (!audit.available) throw auditUnavailable()
+
+        const context = contextFor(request, caller)
+        const room = target.room === undefined ? undefined : await rooms.resolve(target.room, context.read)
+        if (room !== undefined) attempt.roomId = room.id
+        const decision = await decide(context, action, room, target.userId)
+        attempt.policy = { rule: decision.rule, effect: decision.effect }
+        if (!decision.allowed) throw refusal(policy(), config.joinRoles, action.name, decision)
+
+        const resolved = { room, userId: target.userId, reason }
+        if (!attempt.dryRun) return await action.run(context, resolved)
+        return dryRunAnswer(await (action.dryRun as NonNullable<ActionDefinition['dryRun']>)(context, resolved))
+      }
+    })
+  }
+
+  // Methods an action URL does not take: 405 with Allow, audited like any attempt on an action route.
+  const methodsByUrl = new Map<string, string[]>()
+  for (const action of options.actions) methodsByUrl.set(action.url, [...(methodsByUrl.get(action.url) ?? []), action.method])
+  for (const [url, methods] of methodsByUrl) {
+    const others = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((method) => !methods.includes(method))
+    fastify.route({
+      method: others,
+      url,
+      schema: { hide: true },
+      handler: async (_request, reply) => await sendProblem(reply, problem('method_not_allowed', `Use ${methods.join(' or ')} on this URL.`, { headers: { allow: methods.join(', ') } }))
+    })
+  }
+}
+
+function dryRunAnswer (report: DryRunReport) {
+  return { dry_run: true as const, would_succeed: report.code === undefined, ...(report.code === undefined ? {} : { code: report.code }), checks: report.checks }
+}
+
+const sha256 = (value: string) => createHash('sha256').update(value).digest('hex')
+
+function auditUnavailable (): GatewayError {
+  return problem('audit_unavailable', 'The audit log cannot be written, so no action is performed; the operator must fix it.', { retryAfterS: 5 })
+}
+
+function policyCaller (caller: Caller): PolicyCaller {
+  return { sub: caller.sub, org: caller.org, roles: caller.roles, claims: caller.claims ?? {} }
+}
+
+/** Without a policy file, version 1's answer; with one, what did not match and nothing about other rules. */
+function refusal (current: Policy, joinRoles: string[], action: string, decision: Decision | undefined): GatewayError {
+  if (current.implicit) {
+    return problem('insufficient_role', `This action needs one of the roles: ${joinRoles.join(', ')}.`, {
+      headers: { 'www-authenticate': 'Bearer error="insufficient_scope"' }
+    })
+  }
+  return problem('policy_denied', decision?.detail ?? `The policy does not allow you ${action}.`)
+}
+

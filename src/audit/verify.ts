@@ -1,0 +1,209 @@
+/**
+ * Checks audit files (oldest first) against their hash chain: which lines were edited, removed,
+ * reordered or inserted, which are not records at all, and which intents have no result.
+ * Pure: the CLI (verify-cli.ts) reads the files and prints what this returns.
+ */
+import { attemptKey, AUDIT_EVENTS, chainHash, looksLikeRecordStart, recordLink, unsealed } from './chain.js'
+
+export type ProblemKind = 'edited' | 'removed' | 'reordered' | 'inserted' | 'fragment' | 'foreign'
+
+export interface VerifyProblem { file: string, line: number, kind: ProblemKind, detail: string }
+export interface OpenIntentReport { file: string, line: number, seq: number, requestId: string, action: string | null }
+export interface VerifyReport {
+  /** No problem found (open intents alone do not make a chain broken). */
+  intact: boolean
+  records: number
+  files: number
+  /** The lowest and highest seq seen. */
+  firstSeq: number | null
+  lastSeq: number | null
+  /** The first record links to one that was not given (a rotated-away file): its seq. */
+  startsAfterUnknown: number | null
+  problems: VerifyProblem[]
+  openIntents: OpenIntentReport[]
+  /** Facts worth knowing that are not problems (a new chain, a key hint). */
+  notes: string[]
+}
+
+interface Place { fileIndex: number, file: string, line: number }
+interface Seen extends Place { seq: number, hash: string }
+interface ParsedRecord extends Seen { prev: string | null, event: string | null, requestId: string | null, action: string | null, attempt: string | null, hashMatches: boolean }
+type Entry = { kind: 'record', record: ParsedRecord } | { kind: 'fragment' | 'foreign', place: Place }
+
+const at = (place: Place) => `${place.file}:${place.line}`
+const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`
+
+function parseRecord (text: string, place: Place, key: Buffer | undefined): ParsedRecord | undefined {
+  const link = recordLink(text)
+  if (link === undefined) return undefined
+  const hashMatches = chainHash(unsealed(text), key) === link.hash
+  let event: string | null = null
+  let requestId: string | null = null
+  let action: string | null = null
+  let attempt: string | null = null
+  try {
+    const value = JSON.parse(text) as Record<string, unknown>
+    if (typeof value.event === 'string' && AUDIT_EVENTS.has(value.event)) event = value.event
+    if (typeof value.request_id === 'string') {
+      requestId = value.request_id
+      attempt = attemptKey(requestId, value)
+    }
+    if (typeof value.action === 'string') action = value.action
+  } catch {}
+  return { ...place, ...link, event, requestId, action, attempt, hashMatches }
+}
+
+function entriesOf (files: Array<{ name: string, text: string }>, key: Buffer | undefined): Entry[] {
+  const entries: Entry[] = []
+  files.forEach(({ name, text }, fileIndex) => {
+    const lines = text.split('\n')
+    // After the last newline: nothing, or a line that was never finished.
+    if (lines[lines.length - 1] === '') lines.pop()
+    lines.forEach((line, index) => {
+      if (line === '') return // carries nothing: a failed write leaves at most one
+      const place = { fileIndex, file: name, line: index + 1 }
+      const record = parseRecord(line, place, key)
+      if (record !== undefined) entries.push({ kind: 'record', record })
+      else entries.push({ kind: looksLikeRecordStart(line) ? 'fragment' : 'foreign', place })
+    })
+  })
+  return entries
+}
+
+export function verifyAuditFiles (files: Array<{ name: string, text: string }>, key?: Buffer): VerifyReport {
+  const entries = entriesOf(files, key)
+  const problems: VerifyProblem[] = []
+  const notes: string[] = []
+  const problem = (place: Place, kind: ProblemKind, detail: string) => problems.push({ file: place.file, line: place.line, kind, detail })
+
+  const records = entries.flatMap((entry) => entry.kind === 'record' ? [entry.record] : [])
+  /** How many records with each seq are still ahead: a seq that comes later was moved, not removed. */
+  const ahead = new Map<number, number>()
+  for (const record of records) ahead.set(record.seq, (ahead.get(record.seq) ?? 0) + 1)
+
+  const byHash = new Map<string, Seen>()
+  let inChain = new Map<number, Seen>()
+  let highest = 0
+  let previous: ParsedRecord | undefined
+  let previousWasMoved = false
+  let startsAfterUnknown: number | null = null
+  const open = new Map<string, ParsedRecord[]>()
+  const moved: Array<{ record: ParsedRecord, after: Seen }> = []
+
+  for (const entry of entries) {
+    if (entry.kind !== 'record') {
+      problem(entry.place, entry.kind, entry.kind === 'fragment'
+        ? 'a record cut short (a failed write or a kill mid-write), not a whole record'
+        : 'not an audit record')
+      continue
+    }
+    const record = entry.record
+    ahead.set(record.seq, (ahead.get(record.seq) ?? 1) - 1)
+    if (!record.hashMatches) problem(record, 'edited', 'the hash does not match the content')
+    let duplicate = false
+    let isMoved = false
+
+    if (previous === undefined) {
+      if (record.prev !== null) startsAfterUnknown = record.seq
+      highest = record.seq
+    } else if (record.prev === null && record.event === 'start') {
+      notes.push(`${at(record)}: a new chain starts at seq ${record.seq} (the gateway could not read back an earlier record: standard output, or the file and its chain head were removed)`)
+      inChain = new Map()
+      highest = record.seq
+    } else if (inChain.has(record.seq)) {
+      const first = inChain.get(record.seq) as Seen
+      duplicate = true
+      problem(record, 'inserted', first.hash === record.hash
+        ? `a copy of ${at(first)} (seq ${record.seq})`
+        : `a second record with seq ${record.seq} (the first is at ${at(first)})`)
+    } else if (record.seq < highest) {
+      isMoved = true
+      // A run of moved records that still link to each other is one move.
+      const continuesRun = previousWasMoved && record.prev === previous.hash && record.seq === previous.seq + 1
+      if (!continuesRun) moved.push({ record, after: previous })
+    } else {
+      if (record.seq > highest + 1) {
+        let missing = 0
+        for (let seq = highest + 1; seq < record.seq; seq++) if ((ahead.get(seq) ?? 0) === 0) missing += 1
+        if (missing > 0) {
+          const range = missing === record.seq - highest - 1 ? ` (seq ${missing === 1 ? highest + 1 : `${highest + 1}–${record.seq - 1}`})` : ''
+          problem(record, 'removed', `${plural(missing, 'record')} missing before ${at(record)}${range}`)
+        }
+      }
+      const predecessor = inChain.get(record.seq - 1)
+      if (predecessor !== undefined && predecessor.hash !== record.prev) {
+        const linked = record.prev === null ? undefined : byHash.get(record.prev)
+        if (linked !== undefined) problem(record, 'inserted', `links to ${at(linked)} (seq ${linked.seq}), not to ${at(predecessor)} (seq ${predecessor.seq})`)
+        else problem(predecessor, 'edited', `not the record ${at(record)} links to (replaced, or edited with its hash recomputed)`)
+      }
+      highest = record.seq
+    }
+
+    if (!duplicate) {
+      inChain.set(record.seq, record)
+      byHash.set(record.hash, record)
+      if (record.attempt !== null && record.event === 'intent') {
+        const list = open.get(record.attempt)
+        if (list === undefined) open.set(record.attempt, [record])
+        else list.push(record)
+      } else if (record.attempt !== null && record.event === 'result') {
+        const list = open.get(record.attempt)
+        list?.shift()
+        if (list?.length === 0) open.delete(record.attempt)
+      }
+    }
+    previous = record
+    previousWasMoved = isMoved
+  }
+  for (const { record, after } of moved) problem(record, 'reordered', `seq ${record.seq} comes after seq ${after.seq} (${at(after)})`)
+
+  const checked = records.length
+  if (checked > 0 && records.every((record) => !record.hashMatches)) {
+    notes.push(key === undefined
+      ? 'no record matches plain SHA-256: were they written with AUDIT_CHAIN_KEY_FILE? give it with --key-file'
+      : 'no record matches this key: is it the key the gateway had (AUDIT_CHAIN_KEY_FILE)?')
+  }
+  const fileOrder = new Map(files.map(({ name }, index) => [name, index]))
+  problems.sort((a, b) => ((fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0)) || (a.line - b.line))
+
+  const openIntents = [...open.values()].flat()
+    .sort((a, b) => (a.fileIndex - b.fileIndex) || (a.line - b.line))
+    .map((record) => ({ file: record.file, line: record.line, seq: record.seq, requestId: record.requestId as string, action: record.action }))
+
+  return {
+    intact: problems.length === 0,
+    records: checked,
+    files: files.length,
+    firstSeq: checked === 0 ? null : records.reduce((lowest, record) => Math.min(lowest, record.seq), Infinity),
+    lastSeq: checked === 0 ? null : records.reduce((highest, record) => Math.max(highest, record.seq), 0),
+    startsAfterUnknown,
+    problems,
+    openIntents,
+    notes
+  }
+}
+
+const MAX_PROBLEM_LINES = 1000
+
+/** What the CLI prints, one string a line, and its exit code (0 intact, 1 not). */
+export function formatVerifyReport (report: VerifyReport): { lines: string[], exitCode: number } {
+  const lines: string[] = []
+  const intact = report.problems.length === 0
+  if (report.startsAfterUnknown !== null) {
+    lines.push(`starts at seq ${report.startsAfterUnknown} (earlier files not given)`)
+  }
+  for (const problem of report.problems.slice(0, MAX_PROBLEM_LINES)) lines.push(`${problem.file}:${problem.line}: ${problem.kind}: ${problem.detail}`)
+  if (report.problems.length > MAX_PROBLEM_LINES) lines.push(`… and ${report.problems.length - MAX_PROBLEM_LINES} more problems`)
+  lines.push(...report.notes)
+  if (report.openIntents.length > 0) {
+    lines.push(`open intents: ${report.openIntents.length} without a result (outcome unknown: check Synapse; open intents alone do not fail the check)`)
+    for (const intent of report.openIntents) {
+      lines.push(`open intent: request_id ${JSON.stringify(intent.requestId)}${intent.action === null ? '' : ` (${intent.action})`} seq ${intent.seq} at ${intent.file}:${intent.line}`)
+    }
+  }
+  const range = report.firstSeq === null ? '' : `, seq ${report.firstSeq}–${report.lastSeq ?? report.firstSeq}`
+  const counted = `${plural(report.records, 'record')} in ${plural(report.files, 'file')}${range}`
+  if (intact) lines.push(`intact: ${counted}`)
+  else lines.push(`NOT intact: ${plural(report.problems.length, 'problem')}; ${counted}`)
+  return { lines, exitCode: intact ? 0 : 1 }
+}

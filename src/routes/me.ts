@@ -1,0 +1,28 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Policy } from '../policy/index.js'
+import { problemResponses } from '../schemas.js'
+
+const Me = Type.Object({
+  sub: Type.String(),
+  org: Type.Union([Type.String(), Type.Null()]),
+  roles: Type.Array(Type.String()),
+  actions: Type.Array(Type.String(), { description: 'Actions at least one policy rule allows this caller (room and user constraints aside).' })
+})
+
+/** GET /v1/me: any valid token; integrators check a token and its roles before their first call. */
+export const meRoute: FastifyPluginAsyncTypebox<{ policy: () => Policy }> = async (fastify, { policy }) => {
+  fastify.get('/v1/me', {
+    schema: {
+      tags: ['callers'],
+      operationId: 'getMe',
+      summary: 'Who the token says you are, and what you may do',
+      security: [{ bearerAuth: [] }],
+      response: { 200: Me, ...problemResponses(['missing_token', 'invalid_token', 'token_expired', 'keys_unavailable', 'invalid_request']) }
+    }
+  }, async (request) => {
+    const caller = await fastify.authenticate(request)
+    const actions = policy().allowedActions({ sub: caller.sub, org: caller.org, roles: caller.roles, claims: caller.claims ?? {} })
+    return { sub: caller.sub, org: caller.org, roles: caller.roles, actions }
+  })
+}

@@ -1,0 +1,151 @@
+import { problem } from '../errors.js'
+import { resolvedAlias, roomDetails, roomState, type StateEvent } from './answers.js'
+import type { CallName, SynapseClient, SynapseResponse } from './client.js'
+
+export interface ResolvedRoom {
+  id: string
+  /** The alias the caller named, once it resolved to `id`; null when they named the ID. */
+  alias: string | null
+  /** Servers the directory named, for joining a remote room by ID. */
+  servers: string[]
+}
+
+type Read = (name: CallName, send: (deadline: number) => Promise<SynapseResponse>) => Promise<SynapseResponse>
+
+/** A small map with expiry and a size bound: the oldest entries go first. No timer per entry. */
+class ExpiringCache<V> {
+  private readonly entries = new Map<string, { value: V, expires: number }>()
+  constructor (private readonly ttlMs: number, private readonly maxEntries: number) {}
+
+  get (key: string): V | undefined {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expires <= Date.now()) {
+      this.entries.delete(key)
+      return undefined
+    }
+    return entry.value
+  }
+
+  set (key: string, value: V): void {
+    this.entries.delete(key)
+    if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string)
+    this.entries.set(key, { value, expires: Date.now() + this.ttlMs })
+  }
+}
+
+export interface RoomDirectoryOptions {
+  /** How long room facts used for decisions are believed (the contract allows 60 s at most). */
+  ttlMs?: number
+  maxEntries?: number
+}
+
+/**
+ * Resolves what callers name to room IDs, and remembers the room facts the policy decides on
+ * (canonical alias, the children of spaces) for at most a minute, bounded in memory.
+ */
+export function createRoomDirectory (synapse: SynapseClient, options: RoomDirectoryOptions = {}) {
+  const ttlMs = Math.min(options.ttlMs ?? 60_000, 60_000)
+  const maxEntries = options.maxEntries ?? 10_000
+  const aliases = new ExpiringCache<{ roomId: string, servers: string[] }>(ttlMs, maxEntries)
+  const canonical = new ExpiringCache<string | null>(ttlMs, maxEntries)
+  const children = new ExpiringCache<Set<string>>(ttlMs, Math.min(maxEntries, 1000))
+
+  async function resolve (named: string, read: Read): Promise<ResolvedRoom> {
+    if (named.startsWith('!')) return { id: named, alias: null, servers: [] }
+    let entry = aliases.get(named)
+    if (entry === undefined) {
+      entry = resolvedAlias(await read('directory', synapse.resolveAlias(named)))
+      aliases.set(named, entry)
+    }
+    return { id: entry.roomId, alias: named, servers: entry.servers }
+  }
+
+  /** The room's canonical alias as Synapse reports it; null for a room without one or unknown to Synapse. */
+  async function canonicalAlias (roomId: string, read: Read): Promise<string | null> {
+    const known = canonical.get(roomId)
+    if (known !== undefined) return known
+    const details = roomDetails(await read('room_details', synapse.roomDetails(roomId)))
+    const alias = details?.canonicalAlias ?? null
+    canonical.set(roomId, alias)
+    return alias
+  }
+
+  /** Room IDs that the space names as children (m.space.child with a non-empty `via`). */
+  async function spaceChildren (space: string, read: Read): Promise<Set<string>> {
+    const known = children.get(space)
+    if (known !== undefined) return known
+    let found = new Set<string>()
+    try {
+      const spaceId = (await resolve(space, read)).id
+      found = childrenIn(roomState(await read('room_state', synapse.roomState(spaceId))))
+    } catch (error) {
+      // An unknown space has no children; any other failure is the request's.
+      if (!(error instanceof Error && 'problem' in error && error.problem === 'room_not_found')) throw error
+    }
+    children.set(space, found)
+    return found
+  }
+
+  return { resolve, canonicalAlias, spaceChildren }
+}
+
+function childrenIn (state: StateEvent[] | undefined): Set<string> {
+  const found = new Set<string>()
+  for (const event of state ?? []) {
+    if (event.type === 'm.space.child' && Array.isArray(event.content.via) && event.content.via.length > 0) found.add(event.state_key)
+  }
+  return found
+}
+
+export type RoomDirectory = ReturnType<typeof createRoomDirectory>
+
+/** What one room looks like now, from its state: memberships, power levels, join rule. */
+export interface RoomSnapshot {
+  joinRule: string
+  membership: (userId: string) => string | undefined
+  powerLevel: (userId: string) => number
+  levels: { invite: number, kick: number, ban: number, powerLevels: number }
+  /** Joined local members listed in the power levels' `users`, highest first (make_room_admin's choice of sender). */
+  joinedPowerUsers: (serverName: string) => Array<{ userId: string, level: number }>
+}
+
+const numberOr = (value: unknown, fallback: number) => typeof value === 'number' && Number.isFinite(value) ? value : fallback
+
+export function snapshotOf (state: StateEvent[]): RoomSnapshot {
+  const members = new Map<string, string>()
+  let powerLevels: Record<string, unknown> = {}
+  let joinRule = 'invite'
+  for (const event of state) {
+    if (event.type === 'm.room.member' && typeof event.content.membership === 'string') members.set(event.state_key, event.content.membership)
+    else if (event.type === 'm.room.power_levels' && event.state_key === '') powerLevels = event.content
+    else if (event.type === 'm.room.join_rules' && typeof event.content.join_rule === 'string') joinRule = event.content.join_rule
+  }
+  const users = (typeof powerLevels.users === 'object' && powerLevels.users !== null ? powerLevels.users : {}) as Record<string, unknown>
+  const events = (typeof powerLevels.events === 'object' && powerLevels.events !== null ? powerLevels.events : {}) as Record<string, unknown>
+  const usersDefault = numberOr(powerLevels.users_default, 0)
+  const stateDefault = numberOr(powerLevels.state_default, 50)
+  const powerLevel = (userId: string) => Object.hasOwn(users, userId) ? numberOr(users[userId], usersDefault) : usersDefault
+  return {
+    joinRule,
+    membership: (userId) => members.get(userId),
+    powerLevel,
+    levels: {
+      invite: numberOr(powerLevels.invite, 0),
+      kick: numberOr(powerLevels.kick, 50),
+      ban: numberOr(powerLevels.ban, 50),
+      powerLevels: numberOr(events['m.room.power_levels'], stateDefault)
+    },
+    joinedPowerUsers: (serverName) => Object.keys(users)
+      .filter((userId) => userId.endsWith(`:${serverName}`) && members.get(userId) === 'join')
+      .map((userId) => ({ userId, level: powerLevel(userId) }))
+      .sort((a, b) => b.level - a.level)
+  }
+}
+
+/** The room's current state, or room_not_found. */
+export async function snapshot (synapse: SynapseClient, roomId: string, read: Read): Promise<RoomSnapshot> {
+  const state = roomState(await read('room_state', synapse.roomState(roomId)))
+  if (state === undefined) throw problem('room_not_found', 'Synapse does not know this room: check the room ID or alias.')
+  return snapshotOf(state)
+}

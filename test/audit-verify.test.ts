@@ -1,0 +1,201 @@
+/**
+ * The verifier: a real chain written by the audit log, tampered with each way, reports the exact
+ * lines and kinds; `npm run audit:verify` as a real process gives the exit codes.
+ */
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pino from 'pino'
+import t from 'tap'
+import { chainHash, seal, unsealed } from '../src/audit/chain.js'
+import { createAuditLog } from '../src/audit/log.js'
+import { formatVerifyReport, verifyAuditFiles } from '../src/audit/verify.js'
+import { collect, exited } from './helpers/process.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const KEY = Buffer.from('a chain key of at least sixteen bytes')
+const silent = pino({ level: 'silent' })
+
+/** start, intent r1, result r1, intent r2, result r2, stop: six lines, as the gateway writes them. */
+function writeChain (file: string, chainKey?: Buffer): string[] {
+  const audit = createAuditLog({ file, log: silent, chainKey })
+  audit.start({ version: '0.1.0' })
+  audit.intent('r1', { action: 'room.join' })
+  audit.result('r1', { action: 'room.join', outcome: 'success', status: 200 })
+  audit.intent('r2', { action: 'room.join' })
+  audit.result('r2', { action: 'room.join', outcome: 'failed', status: 403 })
+  audit.stop({})
+  return readFileSync(file, 'utf8').split('\n').slice(0, -1)
+}
+
+const report = (name: string, lines: string[], key?: Buffer, end = '\n') =>
+  formatVerifyReport(verifyAuditFiles([{ name, text: lines.join('\n') + end }], key))
+
+/** Rewrites a record and computes its hash again, as someone without the chain key can. */
+function reseal (line: string, change: (unsigned: string) => string, key?: Buffer): string {
+  const unsigned = change(unsealed(line))
+  return seal(unsigned, chainHash(unsigned, key)).slice(0, -1)
+}
+const hashOf = (line: string) => JSON.parse(line).hash as string
+
+t.test('each kind of tampering is reported at its line', async (t) => {
+  const file = join(t.testdir(), 'audit.log')
+  const lines = writeChain(file)
+  const F = 'audit.log'
+  t.same(report(F, lines), { lines: ['intact: 6 records in 1 file, seq 1–6'], exitCode: 0 })
+
+  const edited = [...lines]
+  edited[2] = (edited[2] as string).replace('"outcome":"success"', '"outcome":"failed"')
+  t.same(report(F, edited), { lines: [`${F}:3: edited: the hash does not match the content`, 'NOT intact: 1 problem; 6 records in 1 file, seq 1–6'], exitCode: 1 }, 'a field edited')
+
+  t.same(report(F, lines.filter((_, i) => i !== 2)).lines, [
+    `${F}:3: removed: 1 record missing before ${F}:3 (seq 3)`,
+    'open intents: 1 without a result (outcome unknown: check Synapse; open intents alone do not fail the check)',
+    `open intent: request_id "r1" (room.join) seq 2 at ${F}:2`,
+    'NOT intact: 1 problem; 5 records in 1 file, seq 1–6'
+  ], 'a line deleted')
+
+  t.same(report(F, lines.filter((_, i) => i !== 2 && i !== 3)).lines[0], `${F}:3: removed: 2 records missing before ${F}:3 (seq 3–4)`, 'two lines deleted')
+
+  const swapped = [lines[0], lines[1], lines[3], lines[2], lines[4], lines[5]] as string[]
+  t.same(report(F, swapped).lines, [`${F}:4: reordered: seq 3 comes after seq 4 (${F}:3)`, 'NOT intact: 1 problem; 6 records in 1 file, seq 1–6'], 'two lines swapped')
+
+  const copied = [...lines.slice(0, 5), lines[1], lines[5]] as string[]
+  t.same(report(F, copied).lines, [`${F}:6: inserted: a copy of ${F}:2 (seq 2)`, 'NOT intact: 1 problem; 7 records in 1 file, seq 1–6'], 'a line copied in')
+
+  const foreign = [...lines.slice(0, 3), '{"level":30,"msg":"not an audit record"}', ...lines.slice(3)]
+  t.same(report(F, foreign).lines, [`${F}:4: foreign: not an audit record`, 'NOT intact: 1 problem; 6 records in 1 file, seq 1–6'], 'a foreign line')
+
+  const last = lines[5] as string
+  t.same(report(F, [...lines.slice(0, 5), last.slice(0, 40)], undefined, '').lines, [
+    `${F}:6: fragment: a record cut short (a failed write or a kill mid-write), not a whole record`,
+    'NOT intact: 1 problem; 5 records in 1 file, seq 1–5'
+  ], 'truncated mid-line')
+})
+
+t.test('an edit with its hash recomputed: plain SHA-256 sees the broken link, only the key sees a rewritten chain', async (t) => {
+  const plain = writeChain(join(t.testdir(), 'plain.log'))
+  const F = 'a'
+  const oneRecomputed = [...plain]
+  oneRecomputed[2] = reseal(plain[2] as string, (text) => text.replace('"status":200', '"status":201'))
+  t.same(report(F, oneRecomputed).lines, [`${F}:3: edited: not the record ${F}:4 links to (replaced, or edited with its hash recomputed)`, 'NOT intact: 1 problem; 6 records in 1 file, seq 1–6'])
+
+  // Recompute everything from the edit on: without a key nothing can tell.
+  const rewritten = [...oneRecomputed]
+  for (let i = 3; i < rewritten.length; i++) {
+    const previousHash = hashOf(rewritten[i - 1] as string)
+    rewritten[i] = reseal(plain[i] as string, (text) => text.replace(/"prev":"[0-9a-f]{64}"\}$/, `"prev":"${previousHash}"}`))
+  }
+  t.same(report(F, rewritten).exitCode, 0, 'a chain recomputed from the edit on passes plain SHA-256')
+
+  const keyed = writeChain(join(t.testdir(), 'keyed.log'), KEY)
+  const forged = [...keyed]
+  for (let i = 2; i < forged.length; i++) {
+    const previousHash = hashOf(forged[i - 1] as string)
+    forged[i] = reseal(keyed[i] as string, (text) => text.replace(/"prev":"[0-9a-f]{64}"\}$/, `"prev":"${previousHash}"}`).replace('"status":200', '"status":201'))
+  }
+  t.same(report(F, forged, KEY).lines.slice(0, 4), [
+    `${F}:3: edited: the hash does not match the content`,
+    `${F}:4: edited: the hash does not match the content`,
+    `${F}:5: edited: the hash does not match the content`,
+    `${F}:6: edited: the hash does not match the content`
+  ], 'with the key, a recomputed record is an edit')
+})
+
+t.test('links that go elsewhere, second records with a seq, new chains and files out of order', async (t) => {
+  const lines = writeChain(join(t.testdir(), 'audit.log'))
+  const F = 'f'
+  // seq 5 made to link to seq 3 (hash recomputed): an inserted record
+  const relinked = [...lines]
+  relinked[4] = reseal(lines[4] as string, (text) => text.replace(/"prev":"[0-9a-f]{64}"\}$/, `"prev":"${hashOf(lines[2] as string)}"}`))
+  relinked[5] = reseal(lines[5] as string, (text) => text.replace(/"prev":"[0-9a-f]{64}"\}$/, `"prev":"${hashOf(relinked[4] as string)}"}`))
+  t.same(report(F, relinked).lines[0], `${F}:5: inserted: links to ${F}:3 (seq 3), not to ${F}:4 (seq 4)`)
+
+  const second = [...lines.slice(0, 4), reseal(lines[3] as string, (text) => text.replace('"request_id":"r2"', '"request_id":"r9"')), ...lines.slice(4)]
+  t.same(report(F, second).lines[0], `${F}:5: inserted: a second record with seq 4 (the first is at ${F}:4)`)
+
+  // A gateway on standard output restarted: its new chain starts from null
+  const other = writeChain(join(t.testdir(), 'other.log'))
+  t.same(report(F, [...lines, ...other]).lines, [
+    `${F}:7: a new chain starts at seq 1 (the gateway could not read back an earlier record: standard output, or the file and its chain head were removed)`,
+    'intact: 12 records in 1 file, seq 1–6'
+  ])
+
+  // Two files of one chain, newest first by mistake
+  const dir = t.testdir()
+  const audit = createAuditLog({ file: join(dir, 'rot.log'), log: silent })
+  for (let i = 0; i < 4; i++) audit.result(`r${i}`, {})
+  audit.stop({})
+  const all = readFileSync(join(dir, 'rot.log'), 'utf8').split('\n').slice(0, -1)
+  const older = { name: 'rot.log.1', text: all.slice(0, 2).join('\n') + '\n' }
+  const newer = { name: 'rot.log', text: all.slice(2).join('\n') + '\n' }
+  t.same(formatVerifyReport(verifyAuditFiles([older, newer])).lines, ['intact: 5 records in 2 files, seq 1–5'])
+  t.same(formatVerifyReport(verifyAuditFiles([newer, older])).lines, [
+    'starts at seq 3 (earlier files not given)',
+    'rot.log.1:1: reordered: seq 1 comes after seq 5 (rot.log:3)',
+    'NOT intact: 1 problem; 5 records in 2 files, seq 1–5'
+  ], 'files given newest first: a run of moved records is reported once')
+
+  t.same(formatVerifyReport(verifyAuditFiles([{ name: 'empty', text: '' }])).lines, ['intact: 0 records in 1 file'])
+  const many = Array.from({ length: 1002 }, () => 'junk')
+  const manyLines = report(F, many).lines
+  t.equal(manyLines[1000], '… and 2 more problems')
+  t.equal(manyLines[1001], 'NOT intact: 1002 problems; 0 records in 1 file')
+})
+
+async function verifyCli (args: string[], env: Record<string, string> = {}) {
+  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx src/audit/verify-cli.ts "$@"', process.execPath, ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const out = collect(child)
+  const { code } = await exited(child)
+  return { ...out, code }
+}
+
+t.test('the CLI: exit 0 when intact, 1 with one line per problem, the key from --key-file or the environment', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'audit.log')
+  const keyFile = join(dir, 'chain.key')
+  writeFileSync(keyFile, KEY)
+  const lines = writeChain(file, KEY)
+
+  t.same(await verifyCli(['--key-file', keyFile, file]), { code: 0, stdout: 'intact: 6 records in 1 file, seq 1–6\n', stderr: '' })
+  t.same(await verifyCli([file], { AUDIT_CHAIN_KEY_FILE: keyFile }), { code: 0, stdout: 'intact: 6 records in 1 file, seq 1–6\n', stderr: '' })
+
+  writeFileSync(file, [lines[0], lines[1], lines[3], lines[4], lines[5]].join('\n') + '\n')
+  const broken = await verifyCli([`--key-file=${keyFile}`, file])
+  t.equal(broken.code, 1)
+  t.same(broken.stdout.split('\n'), [
+    `${file}:3: removed: 1 record missing before ${file}:3 (seq 3)`,
+    'open intents: 1 without a result (outcome unknown: check Synapse; open intents alone do not fail the check)',
+    `open intent: request_id "r1" (room.join) seq 2 at ${file}:2`,
+    'NOT intact: 1 problem; 5 records in 1 file, seq 1–6',
+    ''
+  ])
+
+  const unkeyed = await verifyCli([file])
+  t.equal(unkeyed.code, 1)
+  t.match(unkeyed.stdout, /give it with --key-file/)
+})
+
+t.test('the CLI: usage errors and unreadable files are one clear line, exit 2, no stack trace', async (t) => {
+  const missing = join(t.testdir(), 'nope.log')
+  const none = await verifyCli([])
+  t.equal(none.code, 2)
+  t.match(none.stderr, /^usage: audit:verify \[--key-file FILE\] FILE…/)
+  const unknown = await verifyCli(['--keyfile', 'x', 'a.log'])
+  t.equal(unknown.code, 2)
+  t.match(unknown.stderr, /Unknown option '--keyfile'[^\n]*\nusage: /)
+  const noValue = await verifyCli(['a.log', '--key-file'])
+  t.equal(noValue.code, 2)
+  t.match(noValue.stderr, /usage: /)
+  t.same(await verifyCli([missing]), { code: 2, stdout: '', stderr: `cannot read the audit file ${missing}: ENOENT\n` })
+  t.same(await verifyCli(['--key-file', missing, 'a.log']), { code: 2, stdout: '', stderr: `cannot read the key file ${missing}: ENOENT\n` })
+  const help = await verifyCli(['--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /^usage: /)
+  for (const out of [none, unknown, noValue]) t.notMatch(out.stderr, /\n\s+at /, 'no stack trace')
+})
