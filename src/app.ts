@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { actionPipeline } from './actions/pipeline.js'
+import { batchRoute } from './actions/batch.js'
 import { roomJoin } from './actions/room-join.js'
 import { roomMembersRead } from './actions/room-members-read.js'
 import { roomPromote } from './actions/room-promote.js'
@@ -27,6 +28,7 @@ import { MATRIX_FORMATS } from './schemas.js'
 import { implicitPolicy, loadPolicyFile, type Policy } from './policy/index.js'
 import { createSynapseClient } from './synapse/client.js'
 import { createRoomDirectory } from './synapse/rooms.js'
+import { createSharedState } from './state/shared.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -154,6 +156,13 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     }
   })
   const rooms = createRoomDirectory(synapse)
+  const state = createSharedState({
+    redisUrl: config.redisUrl,
+    idempotencyTtlS: config.idempotencyTtlS,
+    // A replica that died mid-request must not hold the key for ever: the request's whole budget and a margin.
+    inFlightTtlS: Math.ceil((config.synapse.timeoutMs + config.synapse.queueTimeoutMs) / 1000) + 30,
+    log: logger
+  })
   const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
   const fingerprint = configFingerprint(config)
   audit.start({ version, config_fingerprint: fingerprint, pid: process.pid })
@@ -191,6 +200,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     audit.result(requestId, { action: 'unknown', outcome: 'invalid', status, code: 'invalid_request', actor: null, target: { room: null, user_id: null }, client: { ip, user_agent: null }, detail: `${method} with a malformed URL` })
   }
   fastify.addHook('onClose', async () => {
+    await state.close()
     await synapse.close()
     audit.stop({ version, config_fingerprint: fingerprint, pid: process.pid })
   })
@@ -200,7 +210,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
   await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available })
   await fastify.register(meRoute, { policy: () => policy })
-  await fastify.register(actionPipeline, { config, synapse, rooms, audit, metrics, policy: () => policy, actions: ACTIONS, adminUserId: adminAccount })
+  await fastify.register(batchRoute, { config, audit, state })
+  await fastify.register(actionPipeline, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: ACTIONS, adminUserId: adminAccount })
   if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
 
   return fastify

@@ -1,14 +1,23 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { AnswerError, domainOf, fail, internalError, lenientJsonObject, matrixError, parseJsonObject, parseUserId, unrecognized, type Answer } from './answers.js'
+import { adminJoin, directory, kick, leave, makeRoomAdmin, resolveRoom } from './rooms.js'
 import { recordedState, type HomeserverState, type SeedOptions, type SimRoom } from './state.js'
+import { joinedMembers, roomDetails, roomSummary, stateEvents } from './views.js'
 
 /**
  * A small real HTTP server that answers like Synapse 1.67.0 did in the recordings
- * (test/fixtures/synapse/join-contract.json) for the admin join API, the admin user lookup,
- * whoami, the alias directory and server_version; plus faults that can be switched on.
+ * (test/fixtures/synapse/join-contract.json and actions-contract.json): the admin join API,
+ * kick, login-as, leave and logout, the admin user, device, whois, room and room-list reads,
+ * make_room_admin, whoami, the alias directory and server_version; plus faults that can be
+ * switched on. Shared-secret registration and password login follow Synapse's documentation.
  */
-export type Endpoint = 'join' | 'user_lookup' | 'whoami' | 'directory' | 'server_version' | 'other'
+export type Endpoint =
+  | 'join' | 'user_lookup' | 'whoami' | 'directory' | 'server_version'
+  | 'kick' | 'login_as' | 'leave' | 'logout' | 'devices' | 'joined_rooms' | 'whois'
+  | 'room_details' | 'room_members' | 'room_state' | 'room_list' | 'make_room_admin'
+  | 'register' | 'login' | 'other'
 
 export type FaultKind =
   | 'error-500' // Synapse's own 500
@@ -46,16 +55,15 @@ const JSON_HEADERS = {
   'access-control-allow-headers': 'X-Requested-With, Content-Type, Authorization, Date'
 }
 
-interface Answer { status: number, body?: unknown, headers?: Record<string, string> }
+interface Incoming { method: string, path: string, params: URLSearchParams, authorization: string | undefined, body: string }
 
-const matrixError = (status: number, errcode: string, error: string, extra: Record<string, unknown> = {}): Answer =>
-  ({ status, body: { errcode, error, ...extra } })
-const unrecognized = (status = 400) => matrixError(status, 'M_UNRECOGNIZED', 'Unrecognized request')
-const internalError = () => matrixError(500, 'M_UNKNOWN', 'Internal server error')
+/** `segment` is the route's path parameter, percent-decoded once as Synapse does. */
+type Handler = (incoming: Incoming, segment: string) => Answer
 
-class AnswerError extends Error {
-  constructor (readonly answer: Answer) { super('answer') }
-}
+interface Route { endpoint: Endpoint, pattern: RegExp, handlers: Partial<Record<'GET' | 'POST', Handler>> }
+
+/** A client-server API path under the current (v3) or the legacy (r0) prefix (k25). */
+const CLIENT = (rest: RegExp) => new RegExp(`^/_matrix/client/(?:v3|r0)/${rest.source}$`)
 
 function decodeOnce (segment: string): string {
   try {
@@ -80,7 +88,7 @@ export class SimulatedHomeserver {
 
   constructor (options: HomeserverOptions = {}) {
     this.adminToken = options.adminToken ?? 'syt_YWRtaW4_simulated_admin_token'
-    this.state = recordedState({ adminToken: this.adminToken, userTokens: options.userTokens })
+    this.state = recordedState({ adminToken: this.adminToken, userTokens: options.userTokens, fixture: options.fixture })
     this.deactivatedAsBoolean = options.deactivatedAsBoolean ?? false
     this.recordCalls = options.recordCalls ?? true
     this.registrationSharedSecret = options.registrationSharedSecret ?? 'simulated-registration-shared-secret'
@@ -94,7 +102,13 @@ export class SimulatedHomeserver {
   get serverName (): string { return this.state.serverName }
 
   async listen (port = 0, host = '127.0.0.1'): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(port, host, resolve))
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject)
+        resolve()
+      })
+    })
     const address = this.server.address() as AddressInfo
     return `http://${host}:${address.port}`
   }
@@ -167,16 +181,6 @@ export class SimulatedHomeserver {
     }
   }
 
-  private endpointOf (url: string): Endpoint {
-    const path = url.split('?', 1)[0] as string
-    if (path.startsWith('/_synapse/admin/v1/join/')) return 'join'
-    if (path.startsWith('/_synapse/admin/v2/users/')) return 'user_lookup'
-    if (path === '/_matrix/client/v3/account/whoami') return 'whoami'
-    if (path.startsWith('/_matrix/client/v3/directory/room/')) return 'directory'
-    if (path === '/_synapse/admin/v1/server_version') return 'server_version'
-    return 'other'
-  }
-
   private send (response: ServerResponse, answer: Answer, method: string | undefined): void {
     const text = answer.body === undefined || method === 'HEAD' ? '' : JSON.stringify(answer.body)
     response.writeHead(answer.status, { ...JSON_HEADERS, ...answer.headers })
@@ -189,7 +193,7 @@ export class SimulatedHomeserver {
     const method = request.method ?? 'GET'
     let answer: Answer
     try {
-      answer = this.route(method, path, params, request.headers.authorization, body)
+      answer = this.route({ method, path, params, authorization: request.headers.authorization, body })
     } catch (error) {
       if (!(error instanceof AnswerError)) throw error
       answer = error.answer
@@ -201,61 +205,119 @@ export class SimulatedHomeserver {
     this.send(response, answer, method)
   }
 
-  private route (method: string, path: string, params: URLSearchParams, authorization: string | undefined, body: string): Answer {
-    if (path === '/health' && method === 'GET') return { status: 200, body: 'OK' }
-    if (path === '/_synapse/admin/v1/server_version') return { status: 200, body: { server_version: '1.67.0', python_version: '3.11.2' } }
-    if (path === '/_matrix/client/v3/account/whoami' && method === 'GET') {
-      const userId = this.requester(authorization, params)
-      return { status: 200, body: { user_id: userId, is_guest: false, device_id: 'SIMULATED' } }
+  /** Every endpoint the simulated homeserver answers; a known path with another method is 400 M_UNRECOGNIZED (k24, l20). */
+  private readonly routes: Route[] = [
+    { endpoint: 'other', pattern: /^\/health$/, handlers: { GET: () => ({ status: 200, body: 'OK' }) } },
+    { endpoint: 'server_version', pattern: /^\/_synapse\/admin\/v1\/server_version$/, handlers: { GET: () => this.serverVersion(), POST: () => this.serverVersion() } },
+    { endpoint: 'whoami', pattern: CLIENT(/account\/whoami/), handlers: { GET: (req) => this.whoami(req) } },
+    { endpoint: 'register', pattern: /^\/_synapse\/admin\/v1\/register$/, handlers: { GET: () => this.nonce(), POST: (req) => this.register(req.body) } },
+    { endpoint: 'login', pattern: CLIENT(/login/), handlers: { POST: (req) => this.login(req.body) } },
+    { endpoint: 'logout', pattern: CLIENT(/logout/), handlers: { POST: (req) => this.logout(req) } },
+    { endpoint: 'directory', pattern: CLIENT(/directory\/room\/([^/]*)/), handlers: { GET: (_req, alias) => directory(this.state, alias) } },
+    { endpoint: 'kick', pattern: CLIENT(/rooms\/([^/]*)\/kick/), handlers: { POST: (req, roomId) => kick(this.state, this.requester(req).userId, roomId, lenientJsonObject(req.body)) } },
+    { endpoint: 'leave', pattern: CLIENT(/rooms\/([^/]*)\/leave/), handlers: { POST: (req, roomId) => leave(this.state, this.requester(req).userId, roomId, lenientJsonObject(req.body)) } },
+    { endpoint: 'devices', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)\/devices$/, handlers: { GET: (req, userId) => this.admin(req, () => this.devices(userId)) } },
+    { endpoint: 'user_lookup', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)$/, handlers: { GET: (req, userId) => this.admin(req, () => this.lookupUser(userId)) } },
+    { endpoint: 'login_as', pattern: /^\/_synapse\/admin\/v1\/users\/([^/]*)\/login$/, handlers: { POST: (req, userId) => this.loginAs(req, userId) } },
+    { endpoint: 'joined_rooms', pattern: /^\/_synapse\/admin\/v1\/users\/([^/]*)\/joined_rooms$/, handlers: { GET: (req, userId) => this.admin(req, () => this.joinedRooms(userId)) } },
+    { endpoint: 'whois', pattern: /^\/_synapse\/admin\/v1\/whois\/([^/]*)$/, handlers: { GET: (req, userId) => this.whois(req, userId) } },
+    { endpoint: 'join', pattern: /^\/_synapse\/admin\/v1\/join\/([^/]*)$/, handlers: { POST: (req, room) => this.admin(req, (requester) => this.join(requester, room, req)) } },
+    { endpoint: 'room_list', pattern: /^\/_synapse\/admin\/v1\/rooms$/, handlers: { GET: (req) => this.admin(req, () => this.roomList(req.params)) } },
+    { endpoint: 'room_details', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: roomDetails(this.knownRoom(roomId), this.state) })) } },
+    {
+      endpoint: 'room_members',
+      pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/members$/,
+      handlers: {
+        GET: (req, roomId) => this.admin(req, () => {
+          const members = joinedMembers(this.knownRoom(roomId))
+          return { status: 200, body: { members, total: members.length } }
+        })
+      }
+    },
+    { endpoint: 'room_state', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/state$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: { state: stateEvents(this.knownRoom(roomId), this.serverName) } })) } },
+    {
+      endpoint: 'make_room_admin',
+      pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/make_room_admin$/,
+      handlers: { POST: (req, room) => this.admin(req, (requester) => makeRoomAdmin(this.state, requester, room, parseJsonObject(req.body, true))) }
     }
-    if (path === '/_synapse/admin/v1/register') return method === 'GET' ? this.nonce() : this.register(body)
-    if (path === '/_matrix/client/v3/login' && method === 'POST') return this.login(body)
-    const directory = /^\/_matrix\/client\/v3\/directory\/room\/([^/]*)$/.exec(path)
-    if (directory !== null && method === 'GET') return this.directory(decodeOnce(directory[1] as string))
-    const user = /^\/_synapse\/admin\/v2\/users\/([^/]*)$/.exec(path)
-    if (user !== null && method === 'GET') {
-      this.requireAdmin(authorization, params)
-      return this.lookupUser(decodeOnce(user[1] as string))
+  ]
+
+  private match (path: string): { route: Route, segment: string } | undefined {
+    for (const route of this.routes) {
+      const found = route.pattern.exec(path)
+      if (found !== null) return { route, segment: decodeOnce(found[1] ?? '') }
     }
-    const join = /^\/_synapse\/admin\/v1\/join\/([^/]*)$/.exec(path)
-    if (join !== null) {
-      if (method === 'OPTIONS') return { status: 204 }
-      if (method !== 'POST') return method === 'HEAD' ? { status: 400 } : unrecognized()
-      const requester = this.requireAdmin(authorization, params)
-      return this.join(requester, decodeOnce(join[1] as string), params, body)
-    }
-    return path.startsWith('/_synapse/admin/') ? unrecognized() : unrecognized(404)
+    return undefined
   }
 
-  /** Synapse's access-token rules, in its order: header form, mixing, missing, unknown. */
-  private requester (authorization: string | undefined, params: URLSearchParams): string {
+  private endpointOf (url: string): Endpoint {
+    return this.match(url.split('?', 1)[0] as string)?.route.endpoint ?? 'other'
+  }
+
+  private route (req: Incoming): Answer {
+    const found = this.match(req.path)
+    if (found === undefined) return req.path.startsWith('/_synapse/admin/') ? unrecognized() : unrecognized(404)
+    if (req.method === 'OPTIONS') return { status: 204 }
+    const handler = found.route.handlers[req.method === 'HEAD' ? 'GET' : req.method as 'GET' | 'POST']
+    return handler === undefined ? unrecognized() : handler(req, found.segment)
+  }
+
+  /** Synapse's access-token rules, in its order: header form, mixing, missing, unknown, expired. */
+  private requester ({ authorization, params }: Incoming): { userId: string, token: string } {
     const queryToken = params.get('access_token')
     if (authorization !== undefined && queryToken !== null) {
-      throw new AnswerError(matrixError(401, 'M_MISSING_TOKEN', 'Mixing Authorization headers and access_token query parameters.'))
+      fail(401, 'M_MISSING_TOKEN', 'Mixing Authorization headers and access_token query parameters.')
     }
     let token = queryToken
     if (authorization !== undefined) {
       const match = /^Bearer (\S+)$/.exec(authorization)
-      if (match === null) throw new AnswerError(matrixError(401, 'M_MISSING_TOKEN', 'Invalid Authorization header.'))
-      token = match[1] as string
+      if (match === null) fail(401, 'M_MISSING_TOKEN', 'Invalid Authorization header.')
+      token = (match as RegExpExecArray)[1] as string
     }
-    if (token === null) throw new AnswerError(matrixError(401, 'M_MISSING_TOKEN', 'Missing access token'))
+    if (token === null) return fail(401, 'M_MISSING_TOKEN', 'Missing access token')
     const userId = this.state.tokens.get(token)
-    if (userId === undefined || this.state.users.get(userId)?.deactivated === true) {
+    const puppet = this.state.puppetTokens.get(token)
+    // A login-as token works for a deactivated user (l13b); the user's own tokens do not.
+    if (userId === undefined || (puppet === undefined && this.state.users.get(userId)?.deactivated === true)) {
       throw new AnswerError(matrixError(401, 'M_UNKNOWN_TOKEN', 'Invalid access token passed.', { soft_logout: false }))
     }
-    return userId
+    if (puppet?.validUntilMs != null && puppet.validUntilMs <= Date.now()) {
+      throw new AnswerError(matrixError(401, 'M_UNKNOWN_TOKEN', 'Access token has expired', { soft_logout: true }))
+    }
+    const user = this.state.users.get(userId)
+    if (puppet === undefined && user !== undefined) user.lastSeenTs = Date.now()
+    return { userId, token }
   }
 
-  private requireAdmin (authorization: string | undefined, params: URLSearchParams): string {
-    const userId = this.requester(authorization, params)
-    if (this.state.users.get(userId)?.admin !== true) throw new AnswerError(matrixError(403, 'M_FORBIDDEN', 'You are not a server admin'))
-    return userId
+  /** Runs `answer` for a server admin: the token is checked before anything else (x6, x6b). */
+  private admin (req: Incoming, answer: (requester: string) => Answer): Answer {
+    const { userId } = this.requester(req)
+    if (this.state.users.get(userId)?.admin !== true) fail(403, 'M_FORBIDDEN', 'You are not a server admin')
+    return answer(userId)
+  }
+
+  private serverVersion (): Answer {
+    return { status: 200, body: { server_version: '1.67.0', python_version: '3.11.2' } }
+  }
+
+  /** A login-as token has no device (l4); the user's own token shows its device (l10c). */
+  private whoami (req: Incoming): Answer {
+    const { userId, token } = this.requester(req)
+    if (this.state.puppetTokens.has(token)) return { status: 200, body: { user_id: userId, is_guest: false } }
+    return { status: 200, body: { user_id: userId, is_guest: false, device_id: this.state.users.get(userId)?.devices[0] ?? 'SIMULATED' } }
+  }
+
+  /** Removes only this token: the user's devices stay (l8, l9), their own tokens keep working (l10c). */
+  private logout (req: Incoming): Answer {
+    const { token } = this.requester(req)
+    this.state.tokens.delete(token)
+    this.state.puppetTokens.delete(token)
+    return { status: 200, body: {} }
   }
 
   private lookupUser (userId: string): Answer {
-    if (!userId.startsWith('@') || !userId.includes(':')) return matrixError(400, 'M_INVALID_PARAM', 'Expected UserID of the form \'@localname:domain\'')
-    if (userId.slice(userId.indexOf(':') + 1) !== this.serverName) return matrixError(400, 'M_UNKNOWN', 'Can only look up local users')
+    parseUserId(userId)
+    if (domainOf(userId) !== this.serverName) return matrixError(400, 'M_UNKNOWN', 'Can only look up local users')
     const user = this.state.users.get(userId)
     if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'User not found')
     const flag = (value: boolean) => this.deactivatedAsBoolean ? value : Number(value)
@@ -280,6 +342,94 @@ export class SimulatedHomeserver {
     }
   }
 
+  /** GET /_synapse/admin/v2/users/{id}/devices (l1): not-found answers per Synapse's documentation. */
+  private devices (userId: string): Answer {
+    parseUserId(userId)
+    if (domainOf(userId) !== this.serverName) return matrixError(400, 'M_UNKNOWN', 'Can only lookup local users')
+    const user = this.state.users.get(userId)
+    if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'Unknown user')
+    const devices = user.devices.map((deviceId) => ({
+      user_id: userId,
+      device_id: deviceId,
+      display_name: null,
+      last_seen_user_agent: 'node',
+      last_seen_ts: user.lastSeenTs ?? null,
+      last_seen_ip: '127.0.0.1'
+    }))
+    return { status: 200, body: { devices, total: devices.length } }
+  }
+
+  /**
+   * POST /_synapse/admin/v1/users/{id}/login (l*, x2*, x5): a puppet token for any local user ID.
+   * For a user that does not exist the token is dead from the start (l14–l14d), so it is not kept.
+   */
+  private loginAs (req: Incoming, userId: string): Answer {
+    return this.admin(req, (requester) => {
+      // is_mine_id on an ID without ':' is a Python IndexError (l17).
+      if (!userId.includes(':')) throw new AnswerError(internalError())
+      if (domainOf(userId) !== this.serverName) fail(400, 'M_UNKNOWN', 'Only local users can be logged in as')
+      const validUntilMs = parseJsonObject(req.body, true).valid_until_ms ?? null
+      if (validUntilMs !== null && !Number.isInteger(validUntilMs)) fail(400, 'M_UNKNOWN', '\'valid_until_ms\' parameter must be an int')
+      if (requester === userId) fail(400, 'M_UNKNOWN', 'Cannot use admin API to login as self')
+      const token = `syt_${randomBytes(18).toString('base64url')}`
+      if (this.state.users.has(userId)) {
+        this.state.tokens.set(token, userId)
+        this.state.puppetTokens.set(token, { validUntilMs: validUntilMs as number | null })
+      }
+      return { status: 200, body: { access_token: token } }
+    })
+  }
+
+  /** Any string: unknown, remote and malformed users are 200 with no rooms (t2b–t2f). */
+  private joinedRooms (userId: string): Answer {
+    const rooms = [...this.state.rooms.values()].filter((room) => room.members.get(userId) === 'join').map((room) => room.id)
+    return { status: 200, body: { joined_rooms: rooms, total: rooms.length } }
+  }
+
+  /** The user ID is parsed before the token; a non-admin may whois themselves (x3d). */
+  private whois (req: Incoming, userId: string): Answer {
+    parseUserId(userId)
+    const { userId: requester } = this.requester(req)
+    if (requester !== userId && this.state.users.get(requester)?.admin !== true) fail(403, 'M_FORBIDDEN', 'You are not a server admin')
+    if (domainOf(userId) !== this.serverName) fail(400, 'M_UNKNOWN', 'Can only whois a local user')
+    const seen = this.state.users.get(userId)?.lastSeenTs
+    const connections = seen === undefined ? [] : [{ ip: '127.0.0.1', last_seen: seen, user_agent: 'node' }]
+    return { status: 200, body: { user_id: userId, devices: { '': { sessions: [{ connections }] } } } }
+  }
+
+  /** The admin room APIs take a room ID only: an alias or a malformed ID is "Room not found" (t4c, t4d). */
+  private knownRoom (roomId: string): SimRoom {
+    const room = this.state.rooms.get(roomId)
+    if (room === undefined) return fail(404, 'M_NOT_FOUND', 'Room not found')
+    return room
+  }
+
+  /** GET /_synapse/admin/v1/rooms (t8): search_term on name, canonical alias and room ID; from/limit paging. */
+  private roomList (params: URLSearchParams): Answer {
+    const integer = (name: string, fallback: number) => {
+      const value = params.get(name)
+      if (value === null) return fallback
+      if (!/^\d+$/.test(value)) fail(400, 'M_INVALID_PARAM', `Query parameter '${name}' must be a non-negative integer`)
+      return Number(value)
+    }
+    const start = integer('from', 0)
+    const limit = integer('limit', 100)
+    const orderBy = params.get('order_by') ?? 'name'
+    if (orderBy !== 'name' && orderBy !== 'joined_members') fail(400, 'M_INVALID_PARAM', `Unknown value for order_by: ${orderBy}`)
+    const term = params.get('search_term')?.toLowerCase()
+    const rooms = [...this.state.rooms.values()]
+      .filter((room) => term === undefined || [room.name, room.canonicalAlias ?? '', room.id].some((text) => text.toLowerCase().includes(term)))
+      .map((room) => roomSummary(room, this.serverName))
+      .sort(orderBy === 'name'
+        ? (a, b) => String(a.name) < String(b.name) ? -1 : String(a.name) > String(b.name) ? 1 : 0
+        : (a, b) => Number(b.joined_members) - Number(a.joined_members))
+    if (params.get('dir') === 'b') rooms.reverse()
+    const body: Record<string, unknown> = { offset: start, rooms: rooms.slice(start, start + limit), total_rooms: rooms.length }
+    if (start + limit < rooms.length) body.next_batch = start + limit
+    if (start > 0) body.prev_batch = Math.max(0, start - limit)
+    return { status: 200, body }
+  }
+
   private nonce (): Answer {
     const nonce = randomBytes(16).toString('hex')
     this.nonces.add(nonce)
@@ -288,7 +438,7 @@ export class SimulatedHomeserver {
 
   /** Shared-secret registration, as Synapse's admin API documentation describes it. */
   private register (body: string): Answer {
-    const content = this.parseBody(body) as { nonce?: string, username?: string, password?: string, admin?: boolean, mac?: string }
+    const content = parseJsonObject(body) as { nonce?: string, username?: string, password?: string, admin?: boolean, mac?: string }
     if (typeof content.nonce !== 'string' || !this.nonces.delete(content.nonce)) return matrixError(400, 'M_UNKNOWN', 'unrecognised nonce')
     const expected = createHmac('sha1', this.registrationSharedSecret)
       .update(`${content.nonce}\x00${String(content.username)}\x00${String(content.password)}\x00${content.admin === true ? 'admin' : 'notadmin'}`)
@@ -296,13 +446,13 @@ export class SimulatedHomeserver {
     if (content.mac !== expected) return matrixError(403, 'M_FORBIDDEN', 'HMAC incorrect')
     const userId = `@${String(content.username)}:${this.serverName}`
     if (this.state.users.has(userId)) return matrixError(400, 'M_USER_IN_USE', 'User ID already taken.')
-    this.state.users.set(userId, { admin: content.admin === true, deactivated: false, shadowBanned: false, creationTs: Date.now() })
+    this.state.users.set(userId, { admin: content.admin === true, deactivated: false, shadowBanned: false, creationTs: Date.now(), devices: ['SIMULATED'] })
     this.passwords.set(userId, String(content.password))
     return { status: 200, body: { access_token: this.issueToken(userId), user_id: userId, home_server: this.serverName, device_id: 'SIMULATED' } }
   }
 
   private login (body: string): Answer {
-    const content = this.parseBody(body) as { identifier?: { user?: string }, password?: string }
+    const content = parseJsonObject(body) as { identifier?: { user?: string }, password?: string }
     const userId = `@${String(content.identifier?.user)}:${this.serverName}`
     if (this.passwords.get(userId) === undefined || this.passwords.get(userId) !== content.password) {
       return matrixError(403, 'M_FORBIDDEN', 'Invalid username or password')
@@ -316,85 +466,29 @@ export class SimulatedHomeserver {
     return token
   }
 
-  private directory (alias: string): Answer {
-    if (!alias.startsWith('#') || !alias.includes(':')) return matrixError(400, 'M_INVALID_PARAM', 'Room alias invalid')
-    if (alias.slice(alias.indexOf(':') + 1) !== this.serverName) return matrixError(502, 'M_UNKNOWN', 'Failed to fetch alias')
-    const room = this.roomByAlias(alias)
-    if (room === undefined) return matrixError(404, 'M_NOT_FOUND', `Room alias ${alias} not found`)
-    return { status: 200, body: { room_id: room.id, servers: [this.serverName] } }
-  }
-
-  private roomByAlias (alias: string): SimRoom | undefined {
-    for (const room of this.state.rooms.values()) if (room.aliases.includes(alias)) return room
-    return undefined
-  }
-
-  private parseBody (body: string): Record<string, unknown> {
-    let json: unknown
-    try {
-      json = JSON.parse(body)
-    } catch {
-      throw new AnswerError(matrixError(400, 'M_NOT_JSON', 'Content not JSON.'))
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-      throw new AnswerError(matrixError(400, 'M_BAD_JSON', 'Content must be a JSON object.'))
-    }
-    return json as Record<string, unknown>
-  }
-
   /** UserID.from_string and the admin join servlet's checks, in Synapse's order. */
   private targetUser (content: Record<string, unknown>): string {
-    if (!Object.hasOwn(content, 'user_id')) throw new AnswerError(matrixError(400, 'M_MISSING_PARAM', 'Missing params: [\'user_id\']'))
+    if (!Object.hasOwn(content, 'user_id')) fail(400, 'M_MISSING_PARAM', 'Missing params: [\'user_id\']')
     const value = content.user_id
     if (Array.isArray(value)) {
-      if (value[0] !== '@') throw new AnswerError(matrixError(400, 'M_INVALID_PARAM', 'Expected UserID string to start with \'@\''))
+      if (value[0] !== '@') fail(400, 'M_INVALID_PARAM', 'Expected UserID string to start with \'@\'')
       throw new AnswerError(internalError())
     }
-    if (typeof value !== 'string') throw new AnswerError(internalError())
-    if (!value.startsWith('@')) throw new AnswerError(matrixError(400, 'M_INVALID_PARAM', 'Expected UserID string to start with \'@\''))
-    if (!value.includes(':')) throw new AnswerError(matrixError(400, 'M_INVALID_PARAM', 'Expected UserID of the form \'@localname:domain\''))
-    if (value.slice(value.indexOf(':') + 1) !== this.serverName) {
-      throw new AnswerError(matrixError(400, 'M_UNKNOWN', 'This endpoint can only be used with local users'))
-    }
-    if (!this.state.users.has(value)) throw new AnswerError(matrixError(404, 'M_NOT_FOUND', 'User not found'))
-    return value
+    parseUserId(value)
+    const userId = value as string
+    if (domainOf(userId) !== this.serverName) fail(400, 'M_UNKNOWN', 'This endpoint can only be used with local users')
+    if (!this.state.users.has(userId)) fail(404, 'M_NOT_FOUND', 'User not found')
+    return userId
   }
 
-  private targetRoom (identifier: string, params: URLSearchParams): SimRoom {
-    const isRoomId = identifier.startsWith('!') && identifier.includes(':')
-    const isAlias = identifier.startsWith('#') && identifier.includes(':')
-    if (!isRoomId && !isAlias) throw new AnswerError(matrixError(400, 'M_UNKNOWN', `${identifier} was not legal room ID or room alias`))
-    if (isAlias) {
-      const answer = this.directory(identifier)
-      if (answer.status !== 200) throw new AnswerError(answer)
-      return this.roomByAlias(identifier) as SimRoom
-    }
-    const room = this.state.rooms.get(identifier)
+  private join (requester: string, identifier: string, req: Incoming): Answer {
+    const userId = this.targetUser(parseJsonObject(req.body))
+    const { room } = resolveRoom(this.state, identifier)
     if (room === undefined) {
-      if (params.has('server_name')) throw new AnswerError(matrixError(502, 'M_UNKNOWN', 'Failed to make_join via any server'))
-      throw new AnswerError(matrixError(404, 'M_UNKNOWN', 'Can\'t join remote room because no servers that are in the room have been provided.'))
+      if (req.params.has('server_name')) fail(502, 'M_UNKNOWN', 'Failed to make_join via any server')
+      return fail(404, 'M_UNKNOWN', 'Can\'t join remote room because no servers that are in the room have been provided.')
     }
-    return room
-  }
-
-  private join (requester: string, identifier: string, params: URLSearchParams, body: string): Answer {
-    const userId = this.targetUser(this.parseBody(body))
-    const room = this.targetRoom(identifier, params)
-    if (room.blocked) return matrixError(403, 'M_UNKNOWN', 'This room has been blocked on this server')
-    const membership = room.members.get(userId)
-    if (!room.public) {
-      // Non-public rooms: Synapse has the admin invite the user first, under the room's rules.
-      if (membership === 'ban') return matrixError(403, 'M_BAD_STATE', 'Cannot invite user who was banned')
-      if (room.members.get(requester) !== 'join') return matrixError(403, 'M_FORBIDDEN', `${requester} not in room ${room.id}.`)
-      if (membership === 'join') return matrixError(403, 'M_FORBIDDEN', `${userId} is already in the room.`)
-      if ((room.powerLevels.get(requester) ?? 0) < room.invitePowerLevel) {
-        return matrixError(403, 'M_FORBIDDEN', 'You don\'t have permission to invite users')
-      }
-    } else if (membership === 'ban') {
-      return matrixError(403, 'M_BAD_STATE', 'Cannot join user who was banned')
-    }
-    room.members.set(userId, 'join')
-    return { status: 200, body: { room_id: room.id } }
+    return adminJoin(this.state, requester, room, userId)
   }
 }
 

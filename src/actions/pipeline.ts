@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import rateLimit from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditLog } from '../audit/log.js'
@@ -14,7 +13,11 @@ import { callFailure } from '../synapse/answers.js'
 import { SynapseCallError, type CallName, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
 import type { RoomDirectory } from '../synapse/rooms.js'
 import { ACTION_PROBLEMS, DryRunQuery, DryRunResult, problemResponses } from '../schemas.js'
+import { registerRateLimits, type Limit } from '../state/rate-limit.js'
+import { StateUnavailableError, type SharedState } from '../state/shared.js'
 import type { ActionContext, ActionDefinition, DryRunReport, ResolvedTarget } from './action.js'
+import { batchItemOf } from './batch.js'
+import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, stateUnavailable, type IdempotencyClaim } from './idempotency.js'
 
 export interface AuditUpstream { call: string, status: number | null, matrix_errcode: string | null, duration_ms: number }
 
@@ -28,6 +31,11 @@ export interface Attempt {
   reason: string | undefined
   dryRun: boolean
   intentWritten: boolean
+  /** The Idempotency-Key claimed for this request, settled once it is answered. */
+  idempotency: IdempotencyClaim | undefined
+  replayed: boolean
+  /** Set on the requests a batch makes for its items. */
+  batch: { id: string, index: number } | undefined
   /** When the request's Synapse work must be done by (performance.now()); set by the first call. */
   deadline: number | undefined
 }
@@ -47,6 +55,7 @@ export interface PipelineOptions {
   synapse: SynapseClient
   rooms: RoomDirectory
   audit: AuditLog
+  state: SharedState
   metrics: Metrics
   /** The policy in force; a function because SIGHUP may replace it. */
   policy: () => Policy
@@ -60,19 +69,26 @@ export interface PipelineOptions {
  * answer → audit. The action modules only say what differs.
  */
 export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async (fastify, options) => {
-  const { config, synapse, rooms, audit, metrics, policy } = options
+  const { config, synapse, rooms, audit, state, metrics, policy } = options
   const { serverName } = config.synapse
 
   fastify.decorateRequest('attempt', null)
-  await fastify.register(rateLimit, { global: false })
+  const limits = await registerRateLimits(fastify, state)
   // Per client IP before any token crypto, so a flood of junk tokens stays cheap to refuse.
-  const ipLimit = fastify.createRateLimit({ max: config.rateLimitPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => `ip:${request.ip}` })
-  const callerLimit = fastify.createRateLimit({ max: config.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => `sub:${request.attempt?.actor?.sub ?? ''}` })
-  async function enforce (limiter: typeof ipLimit, request: FastifyRequest, who: 'address' | 'caller'): Promise<void> {
-    const limit = await limiter(request)
-    if (!limit.isAllowed && limit.isExceeded) {
+  const ipLimit = limits.create({ name: 'ip', max: config.rateLimitPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.ip })
+  const callerLimit = limits.create({ name: 'caller', max: config.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.attempt?.actor?.sub ?? '' })
+  /** Acting requests are refused while shared limits cannot be counted; reads count per replica. */
+  async function enforce (limit: Limit, request: FastifyRequest, who: 'address' | 'caller', acting: boolean): Promise<void> {
+    let verdict
+    try {
+      verdict = await limit(request, acting ? 'refuse' : 'per-replica')
+    } catch (error) {
+      if (error instanceof StateUnavailableError) throw stateUnavailable()
+      throw error
+    }
+    if (!verdict.allowed) {
       metrics.rateLimited.inc({ limit: who === 'address' ? 'ip' : 'caller' })
-      throw problem('rate_limited', `Too many requests from this ${who} (${limit.max} a minute); retry later.`, { retryAfterS: Math.max(1, limit.ttlInSeconds) })
+      throw problem('rate_limited', `Too many requests from this ${who} (${verdict.max} a minute); retry later.`, { retryAfterS: verdict.retryAfterS })
     }
   }
 
@@ -81,7 +97,7 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
   const actionOf = (request: FastifyRequest) => byRoute.get(`${request.method} ${request.routeOptions.url ?? ''}`)
 
   const newAttempt = (action: string): Attempt => ({
-    action, actor: null, roomId: undefined, upstream: undefined, policy: undefined, reason: undefined, dryRun: false, intentWritten: false, deadline: undefined
+    action, actor: null, roomId: undefined, upstream: undefined, policy: undefined, reason: undefined, dryRun: false, intentWritten: false, idempotency: undefined, replayed: false, batch: undefined, deadline: undefined
   })
 
   fastify.addHook('onRequest', async (request) => {
@@ -89,7 +105,8 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
     // A method the URL does not take: answered 405 (and audited) without a token.
     if (action === undefined) return
     request.attempt = newAttempt(action.name)
-    await enforce(ipLimit, request, 'address')
+    request.attempt.batch = batchItemOf(request)
+    await enforce(ipLimit, request, 'address', action.acting)
     const caller = await fastify.authenticate(request)
     request.attempt.actor = caller
     if (config.allowedOrgs.length > 0 && (caller.org === null || !config.allowedOrgs.includes(caller.org))) {
@@ -97,16 +114,22 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
     }
     const current = policy()
     if (!current.permitsAction(policyCaller(caller), action.name)) throw refusal(current, config.joinRoles, action.name, undefined)
-    await enforce(callerLimit, request, 'caller')
+    await enforce(callerLimit, request, 'caller', action.acting)
   })
 
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const attempt = request.attempt ?? newAttempt(actionOf(request)?.name ?? 'unknown')
     const error = request.gatewayError
-    const outcome = error === undefined ? (attempt.dryRun ? 'dry_run' : 'success') : error.outcome
+    const outcome = attempt.replayed
+      ? replayedOutcome(reply.statusCode, String(payload))
+      : error === undefined ? (attempt.dryRun ? 'dry_run' : 'success') : error.outcome
     metrics.actions.inc({ action: attempt.action, outcome, code: error?.problem ?? 'none' })
     audit.result(request.id, resultFields(request, reply, attempt, outcome, error))
-    done(null, payload)
+    if (attempt.idempotency === undefined) {
+      done(null, payload)
+      return
+    }
+    settleKey(state.idempotency, attempt.idempotency, reply, payload).finally(() => { done(null, payload) })
   })
 
   function resultFields (request: FastifyRequest, reply: FastifyReply, attempt: Attempt, outcome: string, error: GatewayError | undefined): Record<string, unknown> {
@@ -128,6 +151,8 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       ...(attempt.policy === undefined ? {} : { policy: attempt.policy }),
       ...(attempt.reason === undefined ? {} : { reason: attempt.reason }),
       ...(attempt.dryRun ? { dry_run: true } : {}),
+      ...(attempt.replayed ? { replayed: true } : {}),
+      ...(attempt.batch === undefined ? {} : { batch: attempt.batch }),
       ...(typeof request.headers['idempotency-key'] === 'string' ? { idempotency_key: sha256(request.headers['idempotency-key']) } : {}),
       duration_ms: tenths(reply.elapsedTime)
     }
@@ -184,7 +209,8 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       actor: { sub: actor.sub, org: actor.org, roles: actor.roles, ...(actor.iss === undefined ? {} : { iss: actor.iss }), ...(actor.jti === undefined ? {} : { jti: actor.jti }) },
       target: { room: auditedText(target.room), user_id: auditedText(target.userId), ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId }) },
       ...(attempt.policy === undefined ? {} : { policy: attempt.policy }),
-      ...(attempt.reason === undefined ? {} : { reason: attempt.reason })
+      ...(attempt.reason === undefined ? {} : { reason: attempt.reason }),
+      ...(attempt.batch === undefined ? {} : { batch: attempt.batch })
     }
   }
 
@@ -197,13 +223,19 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       for (const ref of current.spaceRefs) {
         if ((await rooms.spaceChildren(ref.slice('space:'.length), context.read)).has(room.id)) spaces.push(ref)
       }
-      facts = {
-        id: room.id,
-        alias: room.alias,
-        canonical_alias: current.needsRoomAliases ? await rooms.canonicalAlias(room.id, context.read) : null,
-        alt_aliases: [],
-        spaces
+      let canonical: string | null = null
+      let alias = room.alias
+      let alt: string[] = []
+      if (current.needsRoomAliases) {
+        canonical = await rooms.canonicalAlias(room.id, context.read)
+        // Any user may point a directory alias at any room, so a named alias counts only when the
+        // room itself publishes it (canonical or alt alias, which only its admins can set).
+        if (alias !== null && alias !== canonical) {
+          alt = await rooms.alternativeAliases(room.id, context.read)
+          if (!alt.includes(alias)) alias = null
+        }
       }
+      facts = { id: room.id, alias, canonical_alias: canonical, alt_aliases: alt, spaces }
     }
     const decision = current.decide({ caller: policyCaller(context.caller), action: action.name, room: facts, user: userId === undefined ? null : { id: userId } })
     metrics.policyDecisions.inc({ rule: decision.rule ?? 'none', effect: decision.effect })
@@ -231,9 +263,17 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       method: action.method,
       url: action.url,
       schema,
-      handler: async (request) => {
+      handler: async (request, reply) => {
         const attempt = request.attempt as Attempt
         const caller = attempt.actor as Caller
+        const key = action.acting ? idempotencyKeyOf(request) : undefined
+        if (key !== undefined) {
+          attempt.idempotency = await claimKey(state.idempotency, request, reply, caller.sub, key)
+          if (attempt.idempotency === undefined) {
+            attempt.replayed = true
+            return reply
+          }
+        }
         const target = action.target({ params: request.params, body: request.body })
         const reason = (request.body as { reason?: string } | undefined)?.reason
         attempt.reason = reason

@@ -50,6 +50,7 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
   const aliases = new ExpiringCache<{ roomId: string, servers: string[] }>(ttlMs, maxEntries)
   const canonical = new ExpiringCache<string | null>(ttlMs, maxEntries)
   const children = new ExpiringCache<Set<string>>(ttlMs, Math.min(maxEntries, 1000))
+  const altAliases = new ExpiringCache<string[]>(ttlMs, maxEntries)
 
   async function resolve (named: string, read: Read): Promise<ResolvedRoom> {
     if (named.startsWith('!')) return { id: named, alias: null, servers: [] }
@@ -71,6 +72,17 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
     return alias
   }
 
+  /** The room's alt_aliases (m.room.canonical_alias): like the canonical alias, only a room's own admins can set them. */
+  async function alternativeAliases (roomId: string, read: Read): Promise<string[]> {
+    const known = altAliases.get(roomId)
+    if (known !== undefined) return known
+    const event = (roomState(await read('room_state', synapse.roomState(roomId))) ?? [])
+      .find((candidate) => candidate.type === 'm.room.canonical_alias' && candidate.state_key === '')
+    const alt = Array.isArray(event?.content.alt_aliases) ? event.content.alt_aliases.filter((alias): alias is string => typeof alias === 'string').slice(0, 64) : []
+    altAliases.set(roomId, alt)
+    return alt
+  }
+
   /** Room IDs that the space names as children (m.space.child with a non-empty `via`). */
   async function spaceChildren (space: string, read: Read): Promise<Set<string>> {
     const known = children.get(space)
@@ -87,7 +99,7 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
     return found
   }
 
-  return { resolve, canonicalAlias, spaceChildren }
+  return { resolve, canonicalAlias, alternativeAliases, spaceChildren }
 }
 
 function childrenIn (state: StateEvent[] | undefined): Set<string> {

@@ -1,0 +1,80 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { PROBLEMS, problem, type Outcome, type ProblemCode } from '../errors.js'
+import { fingerprint, type IdempotencyStore } from '../state/idempotency.js'
+import { StateUnavailableError } from '../state/shared.js'
+
+/** draft-ietf-httpapi-idempotency-key-header: a short printable token. */
+const KEY = /^[\x21-\x7E]{1,255}$/
+
+export interface IdempotencyClaim { scope: string, key: string }
+
+/** The Idempotency-Key the caller sent, checked; undefined when none. */
+export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
+  const value = request.headers['idempotency-key']
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || !KEY.test(value)) {
+    throw problem('invalid_request', 'Idempotency-Key must be one header of at most 255 printable ASCII characters, e.g. a UUID.')
+  }
+  return value
+}
+
+export function stateUnavailable (): ReturnType<typeof problem> {
+  return problem('state_unavailable', 'The gateway\'s shared state (Redis) cannot be reached, so actions are refused rather than run without their limits and idempotency records; retry shortly.', { retryAfterS: 2 })
+}
+
+/**
+ * Claims the key for this caller, or answers for it: the stored first answer (Idempotent-Replayed),
+ * 409 while the first is still running, 422 when the key came with another request.
+ * Returns the claim to settle once answered, or undefined when a replay was sent.
+ */
+export async function claimKey (store: IdempotencyStore, request: FastifyRequest, reply: FastifyReply, scope: string, key: string): Promise<IdempotencyClaim | undefined> {
+  let claim
+  try {
+    claim = await store.claim(scope, key, fingerprint(request.method, request.url, JSON.stringify(request.body ?? null)))
+  } catch (error) {
+    if (error instanceof StateUnavailableError) throw stateUnavailable()
+    throw error
+  }
+  switch (claim.kind) {
+    case 'new':
+      return { scope, key }
+    case 'in_progress':
+      throw problem('idempotency_in_progress', 'A request with this Idempotency-Key is still running; wait for its answer, then retry with the same key to get it.', { retryAfterS: 1 })
+    case 'mismatch':
+      throw problem('idempotency_key_reused', 'This Idempotency-Key was used with a different request (method, path or body); use a new key for a new request.')
+    case 'replay':
+      reply.code(claim.answer.status).headers(claim.answer.headers).header('idempotent-replayed', 'true')
+      await reply.send(claim.answer.body)
+      return undefined
+  }
+}
+
+/**
+ * Stores the first complete answer, or frees the key when the answer says "try again" (429, 5xx,
+ * 409 in progress): a retry with the same key then runs again, which the actions tolerate
+ * (a second join or removal changes nothing).
+ */
+export async function settleKey (store: IdempotencyStore, claim: IdempotencyClaim, reply: FastifyReply, payload: unknown): Promise<void> {
+  const status = reply.statusCode
+  const worthStoring = status < 500 && status !== 429 && status !== 409 && status !== 408 && typeof payload === 'string'
+  try {
+    if (!worthStoring) {
+      await store.release(claim.scope, claim.key)
+      return
+    }
+    await store.complete(claim.scope, claim.key, { status, headers: { 'content-type': String(reply.getHeader('content-type') ?? 'application/json') }, body: payload })
+  } catch (error) {
+    // The claim then expires by itself; the answer has been given either way.
+    reply.request.log.warn({ err: { message: (error as Error).message } }, 'could not store the idempotent answer')
+  }
+}
+
+/** The outcome a replayed answer stands for, for its audit record. */
+export function replayedOutcome (status: number, body: string): Outcome {
+  if (status < 400) return 'success'
+  try {
+    const code = (JSON.parse(body) as { code?: string }).code
+    if (code !== undefined && code in PROBLEMS) return PROBLEMS[code as ProblemCode].outcome
+  } catch {}
+  return 'failed'
+}
