@@ -173,8 +173,10 @@ export class Matrix {
     if (status.block !== true) throw new Error(`setup: ${roomId} is not blocked after PUT .../block: ${JSON.stringify(status)}`)
   }
 
+  /** Deactivates the user and waits until Synapse has parted them from every room (it does that in the background). */
   async deactivate (admin: MatrixUser, userId: string): Promise<void> {
     await this.must('POST', `/_synapse/admin/v1/deactivate/${enc(userId)}`, { token: admin.token, body: { erase: false } })
+    await waitFor(`Synapse to part the deactivated ${userId} from their rooms`, async () => (await this.joinedRooms(admin.token, userId)).length === 0)
   }
 
   /** The room's current state as the admin API reports it (works without being in the room). */
