@@ -13,6 +13,7 @@ export async function generateOpenApiYaml (): Promise<string> {
     SYNAPSE_ADMIN_TOKEN: 'unused',
     SYNAPSE_SERVER_NAME: 'example.com',
     JWT_SECRET: 'unused-unused-unused-unused-unused-00',
+    AUDIT_LOG_FILE: '/dev/null',
     LOG_LEVEL: 'silent'
   }))
   await app.ready()

@@ -3,10 +3,10 @@ import { createRequire } from 'node:module'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { isServerName } from './matrix-ids.js'
-import { ConfigError } from './config-error.js'
+import { ConfigError, type ConfigProblem } from './config-error.js'
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, allowedAlgorithms, parsePublicKeyPem } from './auth/keys.js'
 
-export { ConfigError }
+export { ConfigError, type ConfigProblem }
 
 /**
  * Every environment variable the service reads, as strings. Checked once at start;
@@ -68,36 +68,97 @@ export type Env = Static<typeof EnvSchema>
 
 const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE'] as const
 
+/** What a well-formed value looks like, for the variables whose form is not a number or a choice. */
+const EXAMPLES: Partial<Record<keyof Env, string>> = {
+  SYNAPSE_URL: 'http://127.0.0.1:8008',
+  SYNAPSE_SERVER_NAME: 'example.com',
+  JWT_JWKS_URL: 'https://idp.example.com/realms/acme/protocol/openid-connect/certs',
+  JWT_ROLES_CLAIM: 'realm_access.roles',
+  JWT_ORG_CLAIM: 'org',
+  REDIS_URL: 'redis://redis:6379',
+  HOST: '127.0.0.1',
+  JOIN_ROLES: 'matrix-admin,helpdesk',
+  ALLOWED_ORGS: 'acme,partner',
+  JWT_ALGORITHMS: 'RS256,ES256',
+  JWT_ISSUER: 'https://idp.example.com/realms/acme',
+  JWT_AUDIENCE: 'synapse-admin-gateway'
+}
+
 /** Says what is wrong with a variable without ever repeating its value (it may be a secret). */
-function describeProblem (schema: { anyOf?: Array<{ const: string }>, minimum?: number, maximum?: number, pattern?: string }, value: unknown): string {
-  if (value === undefined) return 'is required'
+function describeProblem (variable: string, schema: { anyOf?: Array<{ const: string }>, minimum?: number, maximum?: number, pattern?: string }, value: unknown): string {
+  const example = EXAMPLES[variable as keyof Env]
+  if (value === undefined) return example === undefined ? 'is required' : `is required (e.g. ${variable}=${example})`
   if (schema.anyOf !== undefined) return `must be one of ${schema.anyOf.map((s) => s.const).join(', ')}`
   if (schema.minimum !== undefined) return `must be a whole number from ${schema.minimum} to ${String(schema.maximum)}`
-  if (schema.pattern !== undefined) return 'is malformed'
+  if (schema.pattern !== undefined) return example === undefined ? 'is malformed' : `must look like ${example}`
   return 'must not be empty'
 }
 
-function checkEnvShape (env: Record<string, string | undefined>): Env {
+/**
+ * Checks every variable against the schema and returns the values with defaults. A variable
+ * with a problem is listed in `problems` and falls back to its default (or unset), so the
+ * later checks can go on and report their own problems in the same run.
+ */
+function checkEnvShape (env: Record<string, string | undefined>, problems: ConfigProblem[]): Env {
   const known: Record<string, string> = {}
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = env[key]
     if (value !== undefined && value !== '') known[key] = value
   }
-  const withDefaults = Value.Default(EnvSchema, known) as Record<string, string>
-  const firstError = Value.Errors(EnvSchema, withDefaults).First()
-  if (firstError !== undefined) {
-    const variable = firstError.path.replace(/^\//, '')
-    throw new ConfigError(variable, describeProblem(firstError.schema as Parameters<typeof describeProblem>[0], withDefaults[variable]))
+  const withDefaults = Value.Default(EnvSchema, structuredClone(known)) as Record<string, string>
+  const flagged = new Set<string>()
+  for (const error of Value.Errors(EnvSchema, withDefaults)) {
+    const variable = error.path.replace(/^\//, '').split('/')[0] as string
+    if (flagged.has(variable)) continue
+    flagged.add(variable)
+    problems.push({ variable, problem: describeProblem(variable, error.schema as Parameters<typeof describeProblem>[1], withDefaults[variable]) })
   }
   for (const key of INTEGER_VARIABLES) {
     const schema = EnvSchema.properties[key]
-    if (withDefaults[key] === undefined) continue
+    if (withDefaults[key] === undefined || flagged.has(key)) continue
     const number = Number(withDefaults[key])
     if (number < schema.minimum || number > schema.maximum) {
-      throw new ConfigError(key, describeProblem(schema, number))
+      flagged.add(key)
+      problems.push({ variable: key, problem: describeProblem(key, schema, number) })
     }
   }
+  const order = Object.keys(EnvSchema.properties)
+  problems.sort((a, b) => order.indexOf(a.variable) - order.indexOf(b.variable))
+  const defaults = Value.Default(EnvSchema, {}) as Record<string, string>
+  for (const variable of flagged) {
+    if (defaults[variable] === undefined) Reflect.deleteProperty(withDefaults, variable)
+    else withDefaults[variable] = defaults[variable]
+  }
   return withDefaults as unknown as Env
+}
+
+/** Prefixes of the variables this service reads: an unknown one with them is likely a typo. */
+const OUR_PREFIXES = ['SYNAPSE_', 'JWT_', 'AUDIT_', 'RATE_LIMIT_', 'POLICY_', 'REDIS_', 'BATCH_', 'IDEMPOTENCY_', 'SHUTDOWN_', 'METRICS_', 'LOG_', 'DOCS_', 'TRUST_', 'ALLOW_', 'ALLOWED_', 'REQUIRE_', 'JOIN_']
+
+function editDistance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length] as number
+}
+
+/** `JWT_AUDIANCE: unknown variable; did you mean JWT_AUDIENCE?` for each unknown variable with our prefixes. */
+export function unknownVariableWarnings (env: Record<string, string | undefined>): string[] {
+  const known = Object.keys(EnvSchema.properties)
+  return Object.keys(env)
+    .filter((name) => !known.includes(name) && OUR_PREFIXES.some((prefix) => name.startsWith(prefix)))
+    .sort()
+    .map((name) => {
+      const closest = known.map((candidate) => ({ candidate, distance: editDistance(name, candidate) }))
+        .sort((a, b) => a.distance - b.distance)[0]
+      const suggestion = closest !== undefined && closest.distance <= Math.max(2, Math.floor(name.length / 4)) ? `; did you mean ${closest.candidate}?` : ''
+      return `${name.slice(0, 64)}: unknown variable${suggestion}`
+    })
 }
 
 /** Reads `X` or `X_FILE` (never both); a file loses only its trailing newline. */
@@ -176,50 +237,84 @@ function trustProxy (value: string | undefined): boolean | string[] | ((address:
   return list
 }
 
+/**
+ * The typed configuration, or a ConfigError listing every problem found (one line each).
+ * `warnings` (unknown variables with our prefixes) are for the caller to log.
+ */
 export function loadConfig (rawEnv: Record<string, string | undefined>) {
-  const env = checkEnvShape(rawEnv)
-  if (!isServerName(env.SYNAPSE_SERVER_NAME)) {
-    throw new ConfigError('SYNAPSE_SERVER_NAME', 'is not a valid Matrix server name (e.g. example.com)')
-  }
-  const adminToken = secretFromEnvOrFile(env, 'SYNAPSE_ADMIN_TOKEN')
-  if (adminToken === undefined) {
-    throw new ConfigError('SYNAPSE_ADMIN_TOKEN', 'is required (or SYNAPSE_ADMIN_TOKEN_FILE)')
-  }
-  if (/[\s]/.test(adminToken)) {
-    throw new ConfigError(env.SYNAPSE_ADMIN_TOKEN_FILE !== undefined ? 'SYNAPSE_ADMIN_TOKEN_FILE' : 'SYNAPSE_ADMIN_TOKEN', 'must not contain white space')
-  }
-  const joinRoles = list(env.JOIN_ROLES)
-  if (joinRoles.length === 0) throw new ConfigError('JOIN_ROLES', 'must name at least one role')
-  const allowedOrgs = list(env.ALLOWED_ORGS)
-  if (env.ALLOWED_ORGS !== undefined && allowedOrgs.length === 0) {
-    throw new ConfigError('ALLOWED_ORGS', 'must name at least one org')
-  }
-  const algorithms = list(env.JWT_ALGORITHMS)
-  if (env.JWT_ALGORITHMS !== undefined && algorithms.length === 0) {
-    throw new ConfigError('JWT_ALGORITHMS', 'must name at least one algorithm')
+  const problems: ConfigProblem[] = []
+  const env = checkEnvShape(rawEnv, problems)
+  const flagged = new Set(problems.map((item) => item.variable))
+  /** Runs one check; its ConfigError joins the list unless its variable is already at fault. */
+  function check<T> (fn: () => T): T | undefined {
+    try {
+      return fn()
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error
+      for (const item of error.problems) {
+        if (!flagged.has(item.variable)) problems.push(item)
+        flagged.add(item.variable)
+      }
+      return undefined
+    }
   }
 
-  if (Number(env.SYNAPSE_TIMEOUT_MS) >= Number(env.SHUTDOWN_GRACE_MS)) {
-    throw new ConfigError('SYNAPSE_TIMEOUT_MS', `(${env.SYNAPSE_TIMEOUT_MS}) must be shorter than SHUTDOWN_GRACE_MS (${env.SHUTDOWN_GRACE_MS}), so a request's Synapse work ends before the shutdown grace period does`)
-  }
-  let auditChainKey: Buffer | undefined
-  if (env.AUDIT_CHAIN_KEY_FILE !== undefined) {
+  check(() => {
+    if (env.SYNAPSE_SERVER_NAME !== undefined && !isServerName(env.SYNAPSE_SERVER_NAME)) {
+      throw new ConfigError('SYNAPSE_SERVER_NAME', 'is not a valid Matrix server name (e.g. example.com)')
+    }
+  })
+  const adminToken = check(() => {
+    const token = secretFromEnvOrFile(env, 'SYNAPSE_ADMIN_TOKEN')
+    if (token === undefined) {
+      throw new ConfigError('SYNAPSE_ADMIN_TOKEN', 'is required (or SYNAPSE_ADMIN_TOKEN_FILE): the access token of a Synapse server admin, e.g. syt_...')
+    }
+    if (/[\s]/.test(token)) {
+      throw new ConfigError(env.SYNAPSE_ADMIN_TOKEN_FILE !== undefined ? 'SYNAPSE_ADMIN_TOKEN_FILE' : 'SYNAPSE_ADMIN_TOKEN', 'must not contain white space')
+    }
+    return token
+  })
+  const joinRoles = list(env.JOIN_ROLES)
+  check(() => { if (joinRoles.length === 0 && !flagged.has('JOIN_ROLES')) throw new ConfigError('JOIN_ROLES', 'must name at least one role (e.g. JOIN_ROLES=matrix-admin,helpdesk)') })
+  const allowedOrgs = list(env.ALLOWED_ORGS)
+  check(() => {
+    if (env.ALLOWED_ORGS !== undefined && allowedOrgs.length === 0) throw new ConfigError('ALLOWED_ORGS', 'must name at least one org (e.g. ALLOWED_ORGS=acme,partner)')
+  })
+  const algorithms = list(env.JWT_ALGORITHMS)
+  check(() => {
+    if (env.JWT_ALGORITHMS !== undefined && algorithms.length === 0) throw new ConfigError('JWT_ALGORITHMS', 'must name at least one algorithm (e.g. JWT_ALGORITHMS=RS256)')
+  })
+  const verification = check(() => jwtVerification(env, algorithms))
+  const trustProxySetting = check(() => trustProxy(env.TRUST_PROXY))
+
+  check(() => {
+    if (Number(env.SYNAPSE_TIMEOUT_MS) >= Number(env.SHUTDOWN_GRACE_MS)) {
+      throw new ConfigError('SYNAPSE_TIMEOUT_MS', `(${env.SYNAPSE_TIMEOUT_MS}) must be shorter than SHUTDOWN_GRACE_MS (${env.SHUTDOWN_GRACE_MS}), so a request's Synapse work ends before the shutdown grace period does`)
+    }
+  })
+  const auditChainKey = check(() => {
+    if (env.AUDIT_CHAIN_KEY_FILE === undefined) return undefined
+    let key: Buffer
     try {
-      auditChainKey = readFileSync(env.AUDIT_CHAIN_KEY_FILE)
+      key = readFileSync(env.AUDIT_CHAIN_KEY_FILE)
     } catch (err) {
       throw new ConfigError('AUDIT_CHAIN_KEY_FILE', `names a file that cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
     }
-    if (auditChainKey.length < 16) throw new ConfigError('AUDIT_CHAIN_KEY_FILE', 'names a file with fewer than 16 bytes; use a long random key')
-  }
+    if (key.length < 16) throw new ConfigError('AUDIT_CHAIN_KEY_FILE', 'names a file with fewer than 16 bytes; use a long random key (e.g. head -c 32 /dev/urandom > audit-chain.key)')
+    return key
+  })
 
-  if (env.LOG_PRETTY === 'true') {
+  check(() => {
+    if (env.LOG_PRETTY !== 'true') return
     try {
       createRequire(import.meta.url).resolve('pino-pretty')
     } catch {
       throw new ConfigError('LOG_PRETTY', 'needs the pino-pretty package, a development dependency (npm install); leave it off in production')
     }
-  }
+  })
 
+  if (problems.length > 0) throw new ConfigError(problems)
+  const synapseUrl = env.SYNAPSE_URL
   return {
     host: env.HOST,
     port: Number(env.PORT),
@@ -228,7 +323,7 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     docsEnabled: env.DOCS_ENABLED === 'true',
     metricsEnabled: env.METRICS_ENABLED === 'true',
     metricsPort: env.METRICS_PORT === undefined ? undefined : Number(env.METRICS_PORT),
-    trustProxy: trustProxy(env.TRUST_PROXY),
+    trustProxy: trustProxySetting as Exclude<typeof trustProxySetting, undefined>,
     auditLogFile: env.AUDIT_LOG_FILE,
     auditChainKey,
     policyFile: env.POLICY_FILE,
@@ -239,15 +334,15 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     batchConcurrency: Number(env.BATCH_CONCURRENCY),
     redisUrl: env.REDIS_URL,
     synapse: {
-      url: env.SYNAPSE_URL.replace(/\/+$/, ''),
-      adminToken,
+      url: synapseUrl.replace(/\/+$/, ''),
+      adminToken: adminToken as string,
       serverName: env.SYNAPSE_SERVER_NAME,
       timeoutMs: Number(env.SYNAPSE_TIMEOUT_MS),
       maxConcurrency: Number(env.SYNAPSE_MAX_CONCURRENCY),
       queueTimeoutMs: Number(env.SYNAPSE_QUEUE_TIMEOUT_MS)
     },
     jwt: {
-      verification: jwtVerification(env, algorithms),
+      verification: verification as JwtVerification,
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
       clockToleranceS: Number(env.JWT_CLOCK_TOLERANCE_S),
@@ -259,7 +354,9 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     joinRoles,
     rateLimitPerMinute: Number(env.RATE_LIMIT_PER_MINUTE),
     rateLimitPerIpPerMinute: Number(env.RATE_LIMIT_PER_IP_PER_MINUTE),
-    allowRemoteRooms: env.ALLOW_REMOTE_ROOMS === 'true'
+    allowRemoteRooms: env.ALLOW_REMOTE_ROOMS === 'true',
+    /** Unknown variables with our prefixes (likely typos), for the caller to log at warn. */
+    warnings: unknownVariableWarnings(rawEnv)
   }
 }
 

@@ -54,12 +54,15 @@ export const DryRunResult = Type.Object({
   checks: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), detail: Type.String() }))
 }, { description: 'A dry run: nothing changed in Synapse.' })
 
+/** Every code the gateway answers with (src/errors.ts), as an enum for clients to switch on. */
+export const ProblemCodeSchema = Type.Unsafe<ProblemCode>({ type: 'string', enum: Object.keys(PROBLEMS), description: 'Stable and machine-readable; see the README\'s error table.' })
+
 export const Problem = Type.Object({
   type: Type.String(),
   title: Type.String(),
   status: Type.Integer(),
   detail: Type.String(),
-  code: Type.String(),
+  code: ProblemCodeSchema,
   request_id: Type.String(),
   matrix_errcode: Type.Optional(Type.String())
 }, { $id: 'Problem', description: 'RFC 9457 problem details; `code` is stable and machine-readable, `detail` is for people.' })

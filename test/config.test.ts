@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
+import { startupSummary } from '../src/startup-summary.js'
 import { runServer } from './helpers/process.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'gateway-config-'))
@@ -108,12 +109,77 @@ t.test('*_FILE secrets: never both, readable, not empty, only the trailing newli
   rejects(t, { ...base, JWT_SECRET: undefined, JWT_PUBLIC_KEY: 'x', JWT_PUBLIC_KEY_FILE: keyFile }, 'JWT_PUBLIC_KEY', 'both key forms')
 })
 
+t.test('every problem is reported at once, one line each, with the expected form', async (t) => {
+  try {
+    loadConfig({ SYNAPSE_URL: 'matrix.example.com', PORT: 'CANARY', JWT_CLOCK_TOLERANCE_S: '99999', LOG_LEVEL: 'loud', JOIN_ROLES: ',', REDIS_URL: 'http://:CANARY@redis' })
+    t.fail('accepted')
+  } catch (error) {
+    t.ok(error instanceof ConfigError)
+    const lines = (error as Error).message.split('\n')
+    t.same(lines, [
+      'Invalid configuration: PORT must be a whole number from 0 to 65535',
+      'Invalid configuration: SYNAPSE_URL must look like http://127.0.0.1:8008',
+      'Invalid configuration: SYNAPSE_SERVER_NAME is required (e.g. SYNAPSE_SERVER_NAME=example.com)',
+      'Invalid configuration: JWT_CLOCK_TOLERANCE_S must be a whole number from 0 to 3600',
+      'Invalid configuration: REDIS_URL must look like redis://redis:6379',
+      'Invalid configuration: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
+      'Invalid configuration: SYNAPSE_ADMIN_TOKEN is required (or SYNAPSE_ADMIN_TOKEN_FILE): the access token of a Synapse server admin, e.g. syt_...',
+      'Invalid configuration: JOIN_ROLES must name at least one role (e.g. JOIN_ROLES=matrix-admin,helpdesk)',
+      'Invalid configuration: JWT_SECRET is required (or JWT_SECRET_FILE, JWT_PUBLIC_KEY, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL)'
+    ])
+    t.equal((error as ConfigError).problems.length, lines.length)
+    t.equal((error as ConfigError).variable, 'PORT', 'variable is the first one at fault')
+  }
+})
+
+t.test('unknown variables with our prefixes are warnings, with a did-you-mean', async (t) => {
+  const config = loadConfig({ ...base, JWT_AUDIANCE: 'gw', SYNAPSE_ADMIN_TOKN_FILE: '/x', LOG_FORMAT: 'json', RATELIMIT_PER_MINUTE: '5', HOME: '/root', PATH: '/bin' })
+  t.same(config.warnings, [
+    'JWT_AUDIANCE: unknown variable; did you mean JWT_AUDIENCE?',
+    'LOG_FORMAT: unknown variable',
+    'SYNAPSE_ADMIN_TOKN_FILE: unknown variable; did you mean SYNAPSE_ADMIN_TOKEN_FILE?'
+  ], 'other variables (HOME, PATH, another prefix) are not ours to judge')
+  t.same(loadConfig(base).warnings, [])
+})
+
+t.test('the start-up summary says how the replica runs, without a secret', async (t) => {
+  const summary = startupSummary(loadConfig({ ...base, REDIS_URL: 'redis://user:CANARY-redis-password@redis:6379/0', AUDIT_LOG_FILE: '/var/log/gw/audit.log' }))
+  t.match(summary, {
+    verification: { mode: 'HMAC secret', algorithms: ['HS256', 'HS384', 'HS512'], issuer: 'any (JWT_ISSUER unset)', audience: 'any (JWT_AUDIENCE unset)' },
+    synapse: { url: 'http://127.0.0.1:8008', server_name: 'example.com' },
+    audit: { destination: '/var/log/gw/audit.log', chained: false },
+    policy: 'implicit (JOIN_ROLES: matrix-admin)',
+    shared_state: 'redis://redis:6379/0',
+    limits: { rate_limit_per_minute: 120, synapse_max_concurrency: 64, synapse_queue_timeout_ms: 2000, batch_max_items: 100 },
+    metrics: 'on /metrics'
+  })
+  t.notMatch(JSON.stringify(summary), /CANARY/, 'no secret, no Redis password')
+  const jwks = startupSummary(loadConfig({
+    ...base,
+    JWT_SECRET: undefined,
+    JWT_JWKS_URL: 'https://idp.example/jwks?key=CANARY',
+    JWT_ISSUER: 'https://idp.example',
+    POLICY_FILE: '/etc/gw/policy.yaml',
+    METRICS_PORT: '9100',
+    METRICS_ENABLED: 'true'
+  }))
+  t.match(jwks, { verification: { mode: 'JWKS', jwks_url: 'https://idp.example/jwks', issuer: 'https://idp.example' }, policy: '/etc/gw/policy.yaml', shared_state: /per replica/, metrics: 'on port 9100' })
+  t.notMatch(JSON.stringify(jwks), /CANARY/)
+  const { publicKey } = generateKeyPairSync('ed25519')
+  const keyed = startupSummary(loadConfig({ ...base, JWT_SECRET: undefined, JWT_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString(), METRICS_ENABLED: 'false' }))
+  t.match(keyed, { verification: { mode: 'public key', algorithms: ['EdDSA'] }, metrics: 'off' })
+  t.notOk('pem' in keyed.verification, 'the key itself is not repeated')
+})
+
 t.test('the server process exits 1 with one line naming the variable', async (t) => {
   const result = await runServer({ ...base, SYNAPSE_SERVER_NAME: undefined, PORT: '0' })
   t.equal(result.code, 1)
   t.equal(result.stderr.trim().split('\n').length, 1, result.stderr)
   t.match(result.stderr, /^Invalid configuration: SYNAPSE_SERVER_NAME is required/)
   t.notMatch(result.stderr + result.stdout, /CANARY/)
+  const several = await runServer({ ...base, SYNAPSE_SERVER_NAME: undefined, SYNAPSE_URL: 'nope', PORT: '0' })
+  t.equal(several.code, 1)
+  t.same(several.stderr.trim().split('\n').map((line) => line.split(' ')[2]), ['SYNAPSE_URL', 'SYNAPSE_SERVER_NAME'], 'one line per variable')
 })
 
 t.test('JWT_SECRET_FILE works like the other *_FILE variables', async (t) => {

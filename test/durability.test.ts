@@ -9,6 +9,7 @@ import { Agent, request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { startHarness, type Harness } from './helpers/harness.js'
 import { collect, exited, listening, spawnServer } from './helpers/process.js'
+import { waitFor } from './helpers/wait.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 
@@ -53,14 +54,6 @@ function load (url: string, token: string, workers: number) {
   }
 }
 
-async function until (condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const started = Date.now()
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
 function intentCount (file: string): number {
   return readFileSync(file, 'utf8').split('\n').filter((line) => line.includes('"event":"intent"')).length
 }
@@ -80,8 +73,8 @@ t.test('SIGKILL at a random moment under load: every answered request has its au
   const auditFile = `${h.auditFile}.kill`
   const { child, url } = await startServer(t, h, auditFile)
   const traffic = load(url, h.token(), 16)
-  await until(() => traffic.answered.size > 20, 'more than 20 answers before the kill')
-  await new Promise((resolve) => setTimeout(resolve, Math.random() * 500))
+  await waitFor(() => traffic.answered.size > 20, 'more than 20 answered requests before the kill')
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * 700))
   child.kill('SIGKILL')
   await exited(child)
   await traffic.stop()
@@ -103,7 +96,7 @@ t.test('SIGTERM under load: in-flight requests finish, clean exit, nothing lost'
   const auditFile = `${h.auditFile}.term`
   const { child, url, out } = await startServer(t, h, auditFile)
   const traffic = load(url, h.token(), 16)
-  await new Promise((resolve) => setTimeout(resolve, 500))
+  await waitFor(() => traffic.answered.size > 20, 'more than 20 answered requests before SIGTERM')
   child.kill('SIGTERM')
   const { code } = await exited(child)
   await traffic.stop()

@@ -7,6 +7,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { startHarness } from './helpers/harness.js'
+import { waitFor } from './helpers/wait.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 const user = { user_id: '@alice:test.local' }
@@ -162,7 +163,7 @@ t.test('while shutting down, in-flight requests finish and requests behind them 
   socket.on('data', (chunk) => { text += chunk.toString() })
   const ended = new Promise((resolve) => socket.on('close', resolve))
   socket.write(post('first'))
-  await new Promise((resolve) => setTimeout(resolve, 100))
+  await waitFor(() => h.homeserver.callsTo('join').length > 0, 'the first join to reach the homeserver (in flight)')
   const closed = h.app.close()
   await new Promise((resolve) => setTimeout(resolve, 20))
   socket.write(post('behind'))

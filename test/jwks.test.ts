@@ -12,6 +12,7 @@ import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { startHarness } from './helpers/harness.js'
 import { FakeIdp, rsaKey, ecKey, signWith } from './helpers/idp.js'
+import { waitFor } from './helpers/wait.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 const user = { user_id: '@alice:test.local' }
@@ -23,13 +24,7 @@ async function startIdp (t: { after: (fn: () => unknown) => void }) {
   return { idp, url }
 }
 
-async function until (check: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return
-    await sleep(10)
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
+const until = async (check: () => Promise<boolean> | boolean, what: string) => { await waitFor(check, what) }
 
 t.test('keys are loaded at start and tokens verify against them', async (t) => {
   const { idp, url } = await startIdp(t)

@@ -2,13 +2,17 @@
  * The committed openapi.yaml is what the code generates (it cannot drift), it is valid
  * OpenAPI 3.1, it documents every error code of the join route, and it is served with a docs page.
  */
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import t from 'tap'
 import { request } from 'undici'
 import { generateOpenApiYaml } from '../dev/openapi.js'
 import { ACTION_PROBLEMS } from '../src/schemas.js'
 import { roomJoin } from '../src/actions/room-join.js'
+import { PROBLEMS } from '../src/errors.js'
+import { completeDocument } from '../src/routes/docs.js'
 import { startHarness } from './helpers/harness.js'
 
 const committed = readFileSync(new URL('../openapi.yaml', import.meta.url), 'utf8')
@@ -38,6 +42,50 @@ t.test('openapi.yaml is valid OpenAPI 3.1 and documents every problem with an ex
   }
   t.same([...documented].sort(), [...new Set([...ACTION_PROBLEMS, ...roomJoin.problems, 'reason_required', 'audit_unavailable'])].sort(), 'every code the route can answer has an example')
   t.ok(spec.paths['/healthz'] !== undefined && spec.paths['/readyz'] !== undefined)
+})
+
+t.test('openapi.yaml has servers, a licence, operationIds, public health routes, headers and the code enum', async (t) => {
+  const validator = new Validator()
+  await validator.validate(committed)
+  const spec = validator.resolveRefs() as any
+  t.match(spec.info.license, { name: 'Apache-2.0', identifier: 'Apache-2.0' })
+  t.ok(spec.servers.length > 0 && typeof spec.servers[0].url === 'string', 'servers')
+  const operations = Object.entries(spec.paths as Record<string, Record<string, any>>).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({ name: `${method} ${path}`, operation })))
+  const ids = operations.map(({ operation }) => operation.operationId)
+  t.notOk(ids.includes(undefined), 'every operation has an operationId')
+  t.equal(new Set(ids).size, ids.length, 'operationIds are unique')
+  t.same(spec.paths['/healthz'].get.security, [], '/healthz needs no token')
+  t.same(spec.paths['/readyz'].get.security, [], '/readyz needs no token')
+  for (const { name, operation } of operations) {
+    for (const [status, response] of Object.entries(operation.responses as Record<string, any>)) {
+      t.ok(response.headers?.['x-request-id'], `${name} ${status}: x-request-id`)
+      if (status === '429' || status === '503') t.ok(response.headers['Retry-After'], `${name} ${status}: Retry-After`)
+      if (status === '401' || status === '403') t.ok(response.headers['WWW-Authenticate'], `${name} ${status}: WWW-Authenticate`)
+    }
+  }
+  t.same(spec.components.schemas.Problem.properties.code.enum, Object.keys(PROBLEMS), 'code is an enum of every code in src/errors.ts')
+})
+
+t.test('a documented route without an operationId fails the generation, naming the route', async (t) => {
+  t.throws(() => completeDocument({ paths: { '/v1/new': { post: { responses: {} } } } }), /POST \/v1\/new has no operationId/)
+  t.same(completeDocument({ paths: { '/v1/new': { post: { operationId: 'createNew', security: [{ bearerAuth: [] }] } } } }).paths?.['/v1/new']?.post, { operationId: 'createNew', security: [{ bearerAuth: [] }] }, 'a route\'s own operationId and security are kept')
+})
+
+t.test('npx @redocly/cli lint reports no errors on openapi.yaml', async (t) => {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  // Through sh to drop tap's NODE_OPTIONS; telemetry and the update check off (no network).
+  const output = await new Promise<string>((resolve, reject) => {
+    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec node_modules/.bin/redocly lint openapi.yaml --format=json'], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_UPDATE_NOTIFIER: '1' },
+      timeout: 120_000
+    }, (error, stdout, stderr) => {
+      if (stdout.includes('"totals"')) resolve(stdout)
+      else reject(new Error(`redocly lint gave no report: ${String(error)} ${stderr}`))
+    })
+  })
+  const report = JSON.parse(output.slice(output.indexOf('{'))) as { totals: { errors: number }, problems: Array<{ severity: string, message: string, ruleId: string }> }
+  t.equal(report.totals.errors, 0, JSON.stringify(report.problems.filter((problem) => problem.severity === 'error')))
 })
 
 t.test('served at /openapi.json with a docs page at /docs, without a token; DOCS_ENABLED=false turns both off', async (t) => {

@@ -8,6 +8,7 @@ import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { loadConfig, ConfigError } from '../src/config.js'
 import { startHarness } from './helpers/harness.js'
 import { collect, listening, spawnServer } from './helpers/process.js'
+import { waitFor } from './helpers/wait.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 
@@ -47,7 +48,7 @@ t.test('metrics can be turned off, or moved to their own port', async (t) => {
   const out = collect(child)
   const url = await listening(child, out)
   t.equal((await request(`${url}/metrics`)).statusCode, 404, 'not on the API port')
-  for (let i = 0; i < 100 && !out.stdout.includes('Metrics listening'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await waitFor(() => out.stdout.includes('Metrics listening'), 'the server to log "Metrics listening"', { describe: () => out.stdout })
   const metricsUrl = /Metrics listening at (http:\/\/[^"]+)/.exec(out.stdout)?.[1] as string
   const metrics = await request(metricsUrl)
   t.equal(metrics.statusCode, 200)

@@ -3,12 +3,12 @@
  * every secret in every output, and graceful shutdown of the real process.
  */
 import { readFileSync } from 'node:fs'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { ADMIN_TOKEN, JWT_SECRET, startHarness } from './helpers/harness.js'
 import { collect, exited, listening, spawnServer } from './helpers/process.js'
+import { waitFor } from './helpers/wait.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 
@@ -101,7 +101,7 @@ t.test('SIGTERM: in-flight requests finish and are audited, then the process exi
     headers: { authorization: `Bearer ${h.token()}`, 'content-type': 'application/json' },
     body: JSON.stringify({ user_id: '@alice:test.local' })
   })
-  await sleep(200)
+  await waitFor(() => h.homeserver.callsTo('join').length > 0, 'the join to reach the homeserver (in flight)')
   child.kill('SIGTERM')
   const response = await inFlight
   t.equal(response.statusCode, 200, 'the in-flight join completed')

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { request } from 'undici'
 import { problem } from '../errors.js'
 import { algorithmsForKey } from './keys.js'
+import { quotable, refuseToken } from './refusal.js'
 
 interface CachedKey { pem: string, algorithms: string[] }
 interface KeySet { byKid: Map<string, CachedKey>, all: CachedKey[] }
@@ -37,10 +38,6 @@ export interface JwksStore {
 }
 
 const MAX_JWKS_BYTES = 1024 * 1024
-
-function invalidToken (detail: string) {
-  return problem('invalid_token', detail, { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
-}
 
 function toKeySet (document: unknown, allowed: string[]): KeySet {
   const keys = (document as { keys?: unknown } | null)?.keys
@@ -138,7 +135,7 @@ export function createJwksStore (options: JwksOptions): JwksStore {
   return {
     async keyFor (header) {
       if (header.kid !== undefined && (typeof header.kid !== 'string' || header.kid.length > 256)) {
-        throw invalidToken('The token\'s kid header is malformed.')
+        throw refuseToken('malformed', 'The token\'s kid header is malformed (it must be a string of at most 256 characters).')
       }
       const kid = header.kid
       let key = find(kid)
@@ -151,10 +148,14 @@ export function createJwksStore (options: JwksOptions): JwksStore {
         if (keys === undefined || lastFailed) {
           throw problem('keys_unavailable', 'The identity provider\'s signing keys cannot be loaded right now; retry shortly.', { retryAfterS: Math.ceil(cooldownMs / 1000) })
         }
-        throw invalidToken('The token was signed by a key the identity provider does not publish.')
+        const kid = quotable(header.kid)
+        throw refuseToken('kid_unknown', kid === undefined || kid.length > 64
+          ? 'The token names no key the identity provider publishes at JWT_JWKS_URL (no kid header, and more than one key there).'
+          : `The token was signed by a key (kid ${kid}) the identity provider does not publish at JWT_JWKS_URL; check that JWT_JWKS_URL belongs to the issuer of the token.`)
       }
       if (!key.algorithms.includes(header.alg as string)) {
-        throw invalidToken('The token\'s algorithm does not match its key.')
+        const alg = quotable(header.alg)
+        throw refuseToken('algorithm', `The token's algorithm${alg === undefined ? '' : ` (${alg.slice(0, 16)})`} does not fit its key, which verifies ${key.algorithms.join(', ')}.`)
       }
       return key.pem
     },

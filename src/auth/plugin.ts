@@ -2,9 +2,10 @@ import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import { DETAILS, problem } from '../errors.js'
+import { DETAILS, GatewayError, problem } from '../errors.js'
 import { callerFrom, type Caller } from './claims.js'
 import { createJwksStore, type JwksTiming, type JwtHeader } from './jwks.js'
+import { explainVerifyError, refuseToken, TokenRefusedError, type TokenRefusal } from './refusal.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,6 +13,10 @@ declare module 'fastify' {
     authenticate: (request: FastifyRequest) => Promise<Caller>
     /** True once token keys are usable (always, except while a JWKS has never loaded). */
     signingKeysReady: () => Promise<boolean>
+  }
+  interface FastifyRequest {
+    /** Which check a refused token failed (for the audit entry); undefined otherwise. */
+    tokenRefusal: TokenRefusal | undefined
   }
 }
 
@@ -36,7 +41,7 @@ function bearerToken (request: FastifyRequest): string {
   }
   const token = match[1] as string
   if (token.length > MAX_TOKEN_BYTES) {
-    throw problem('invalid_token', 'The token is larger than 8 KiB.', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
+    throw refuseToken('too_large', 'The token is larger than 8 KiB; this gateway refuses it unread.')
   }
   return token
 }
@@ -68,7 +73,9 @@ async function auth (fastify: FastifyInstance, { config, jwksTiming, onJwksFetch
     jwtOptions = {
       secret: async (_request: FastifyRequest, token: { header: JwtHeader }) => await store.keyFor(token.header),
       decode: { complete: true },
-      verify
+      verify,
+      // Keeps fast-jwt's message (which step failed) on the errors @fastify/jwt wraps.
+      messages: { authorizationTokenInvalid: (error: Error) => error.message }
     } as unknown as FastifyJWTOptions
   } else {
     if (verification.kind === 'secret' && Buffer.byteLength(verification.secret) < 32) {
@@ -83,14 +90,35 @@ async function auth (fastify: FastifyInstance, { config, jwksTiming, onJwksFetch
 
   const rules = { clockToleranceS, maxAgeS, rolesPath: rolesClaim.split('.'), orgPath: orgClaim.split('.') }
   const verifyStatic = verification.kind !== 'jwks'
+  const expected = { issuer, audience, algorithms: verification.algorithms }
+  fastify.decorateRequest('tokenRefusal', undefined)
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest): Promise<Caller> {
-    const token = bearerToken(request)
-    const payload: unknown = verifyStatic ? verifyWithoutStacks(token) : await request.jwtVerify()
-    if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-      throw problem('invalid_token', 'The token payload must be a JSON object.')
+    let token: string | undefined
+    try {
+      token = bearerToken(request)
+      const payload: unknown = verifyStatic ? verifyWithoutStacks(token) : await request.jwtVerify()
+      if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+        throw refuseToken('malformed', 'The token payload must be a JSON object.')
+      }
+      return callerFrom(payload as Record<string, unknown>, rules)
+    } catch (error) {
+      const refusal = refusalOf(error, token)
+      if (refusal === undefined) throw error
+      request.tokenRefusal = refusal.reason
+      request.log.debug({ token_refusal: refusal.reason, detail: refusal.message }, 'token refused')
+      throw refusal
     }
-    return callerFrom(payload as Record<string, unknown>, rules)
   })
+
+  /** Our own refusals pass as they are; the verifier's are explained; anything else is not a refusal. */
+  function refusalOf (error: unknown, token: string | undefined): TokenRefusedError | undefined {
+    if (error instanceof TokenRefusedError) return error
+    if (error instanceof GatewayError || token === undefined) return undefined
+    const { code, name } = error as { code?: unknown, name?: unknown }
+    if (typeof code === 'string' && (code.startsWith('FST_JWT_') || code.startsWith('FAST_JWT_'))) return explainVerifyError(error as Error & { code: string }, token, expected)
+    if (name === 'TokenError') return explainVerifyError(error as Error, token, expected)
+    return undefined
+  }
   fastify.decorate('signingKeysReady', signingKeysReady)
 
   /**

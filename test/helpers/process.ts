@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { waitFor } from './wait.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -38,13 +39,12 @@ export async function runServer (env: Record<string, string | undefined>): Promi
   return { ...out, code }
 }
 
-/** Resolves with the URL once the server logs that it listens. */
+const LISTENING = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/
+
+/** Resolves with the URL once the server logs that it listens (tsx compiling on a busy machine takes a while). */
 export async function listening (child: ChildProcess, out: Collected): Promise<string> {
-  for (let i = 0; i < 300; i++) {
-    const match = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:\d+)"/.exec(out.stdout)
-    if (match !== null) return match[1] as string
-    if (child.exitCode !== null) throw new Error(`server exited: ${out.stderr}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error(`server did not start: ${out.stdout} ${out.stderr}`)
+  await waitFor(() => LISTENING.test(out.stdout) || child.exitCode !== null, 'the server to log "Server listening at"', { timeoutMs: 60_000, describe: () => `${out.stdout} ${out.stderr}` })
+  const match = LISTENING.exec(out.stdout)
+  if (match === null) throw new Error(`server exited before listening: ${out.stderr}`)
+  return match[1] as string
 }
