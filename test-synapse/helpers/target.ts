@@ -1,0 +1,60 @@
+/**
+ * Which real Synapse the tier runs against: SYNAPSE_TEST_URL, SYNAPSE_TEST_SHARED_SECRET (its
+ * registration_shared_secret) and SYNAPSE_TEST_SERVER_NAME. `checkTarget` says in one line what
+ * is missing or wrong, so `npm run test:synapse` can stop before any test file runs.
+ */
+import { request } from 'undici'
+
+export interface SynapseTarget {
+  url: string
+  sharedSecret: string
+  serverName: string
+}
+
+const VARIABLES = ['SYNAPSE_TEST_URL', 'SYNAPSE_TEST_SHARED_SECRET', 'SYNAPSE_TEST_SERVER_NAME'] as const
+
+export const HOW_TO_START = 'start one with `../shared/synapse/real/start.sh /tmp/synapse-it 18008` and export base_url, ' +
+  'registration_shared_secret and server_name from /tmp/synapse-it/RUNNING.json (README: "Testing against a real Synapse")'
+
+export class TargetError extends Error {}
+
+export function targetFromEnv (env: Record<string, string | undefined> = process.env): SynapseTarget {
+  const missing = VARIABLES.filter((name) => (env[name] ?? '') === '')
+  if (missing.length > 0) {
+    throw new TargetError(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set: the tier needs a real Synapse; ${HOW_TO_START}`)
+  }
+  return {
+    url: (env.SYNAPSE_TEST_URL as string).replace(/\/+$/, ''),
+    sharedSecret: env.SYNAPSE_TEST_SHARED_SECRET as string,
+    serverName: env.SYNAPSE_TEST_SERVER_NAME as string
+  }
+}
+
+async function getJson (url: string): Promise<{ status: number, json: any }> {
+  const response = await request(url, { headersTimeout: 5000, bodyTimeout: 5000, signal: AbortSignal.timeout(8000) })
+  const text = await response.body.text()
+  let json: any
+  try { json = JSON.parse(text) } catch { json = undefined }
+  return { status: response.statusCode, json }
+}
+
+/** Reachable, really a Synapse, the server name it signs with, shared-secret registration on. */
+export async function checkTarget (target: SynapseTarget): Promise<void> {
+  let versions
+  try {
+    versions = await getJson(`${target.url}/_matrix/client/versions`)
+  } catch (error) {
+    throw new TargetError(`Synapse at SYNAPSE_TEST_URL=${target.url} cannot be reached (${(error as Error).message}); ${HOW_TO_START}`)
+  }
+  if (versions.status !== 200 || !Array.isArray(versions.json?.versions)) {
+    throw new TargetError(`SYNAPSE_TEST_URL=${target.url} answered /_matrix/client/versions with HTTP ${versions.status}, not a Matrix homeserver's answer; ${HOW_TO_START}`)
+  }
+  const key = await getJson(`${target.url}/_matrix/key/v2/server`)
+  if (key.status === 200 && typeof key.json?.server_name === 'string' && key.json.server_name !== target.serverName) {
+    throw new TargetError(`SYNAPSE_TEST_SERVER_NAME=${target.serverName} but the Synapse at ${target.url} is ${String(key.json.server_name)}`)
+  }
+  const nonce = await getJson(`${target.url}/_synapse/admin/v1/register`)
+  if (nonce.status !== 200 || typeof nonce.json?.nonce !== 'string') {
+    throw new TargetError(`the Synapse at ${target.url} has shared-secret registration off (GET /_synapse/admin/v1/register: HTTP ${nonce.status}); set registration_shared_secret in its homeserver.yaml`)
+  }
+}
