@@ -8,7 +8,7 @@ import { ProblemRef } from '../schemas.js'
 const CHECK_TTL_MS = 5000
 const PROBE_TIMEOUT_MS = 3000
 
-type CheckResult = 'ok' | 'unreachable' | 'token_rejected' | 'not_admin' | 'admin_api_missing' | 'unexpected_answer'
+type CheckResult = 'ok' | 'unreachable' | 'token_rejected' | 'not_admin' | 'client_api_missing' | 'admin_api_missing' | 'unexpected_answer'
 
 const errcodeOf = (response: SynapseResponse) => (response.json as { errcode?: unknown } | undefined)?.errcode
 
@@ -25,6 +25,7 @@ function cachedSynapseCheck (synapse: SynapseClient): () => Promise<CheckResult>
     try {
       const whoami = await synapse.probe('/_matrix/client/v3/account/whoami', PROBE_TIMEOUT_MS)
       if (whoami.status === 401 || whoami.status === 403) return 'token_rejected'
+      if (whoami.status === 404 || errcodeOf(whoami) === 'M_UNRECOGNIZED') return 'client_api_missing'
       const userId = (whoami.json as { user_id?: unknown } | undefined)?.user_id
       if (whoami.status !== 200 || typeof userId !== 'string') return 'unexpected_answer'
       const admin = await synapse.probe(`/_synapse/admin/v2/users/${encodeURIComponent(userId)}`, PROBE_TIMEOUT_MS)
@@ -52,6 +53,7 @@ const NOT_READY: Record<Exclude<CheckResult, 'ok'>, { code: ProblemCode, detail:
   unreachable: { code: 'upstream_unavailable', detail: 'Synapse cannot be reached at SYNAPSE_URL.' },
   token_rejected: { code: 'upstream_auth_failed', detail: 'Synapse rejects the admin token.' },
   not_admin: { code: 'upstream_auth_failed', detail: 'The admin token belongs to an account that is not a Synapse server admin.' },
+  client_api_missing: { code: 'upstream_error', detail: 'SYNAPSE_URL does not reach Synapse\'s client API (/_matrix): it must look like http://127.0.0.1:8008, without a path.' },
   admin_api_missing: { code: 'upstream_error', detail: 'Synapse\'s admin API (/_synapse/admin) is not reachable at SYNAPSE_URL: point it at Synapse itself, or make the proxy forward /_synapse/admin.' },
   unexpected_answer: { code: 'upstream_error', detail: 'Synapse answers, but not as its API should.' }
 }
