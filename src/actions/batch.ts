@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { AuditLog } from '../audit/log.js'
+import type { Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
 import { problem } from '../errors.js'
 import { DryRunQuery, problemResponses } from '../schemas.js'
@@ -45,6 +46,7 @@ export function batchItemOf (request: FastifyRequest): { id: string, index: numb
 declare module 'fastify' {
   interface FastifyRequest {
     batchIdempotency: IdempotencyClaim | undefined
+    batchCaller: Caller | undefined
   }
 }
 
@@ -56,6 +58,7 @@ export interface BatchOptions { config: Config, audit: AuditLog, state: SharedSt
  */
 export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastify, { config, audit, state }) => {
   fastify.decorateRequest('batchIdempotency', undefined)
+  fastify.decorateRequest('batchCaller', undefined)
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const error = request.gatewayError
     audit.result(request.id, {
@@ -64,6 +67,9 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
       status: reply.statusCode,
       ...(error === undefined ? {} : { code: error.problem }),
       items: (request.body as { items?: unknown[] } | undefined)?.items?.length ?? null,
+      actor: request.batchCaller === undefined ? null : { sub: request.batchCaller.sub, org: request.batchCaller.org, roles: request.batchCaller.roles },
+      ...(request.query as { dry_run?: string } | undefined)?.dry_run === 'true' ? { dry_run: true } : {},
+      ...(typeof request.headers['idempotency-key'] === 'string' ? { idempotency_key: createHash('sha256').update(request.headers['idempotency-key']).digest('hex') } : {}),
       client: { ip: request.ip, user_agent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'].slice(0, 512) : null }
     })
     const claim = request.batchIdempotency
@@ -92,6 +98,7 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
     }
   }, async (request, reply) => {
     const caller = await fastify.authenticate(request)
+    request.batchCaller = caller
     const { items } = request.body
     if (items.length > config.batchMaxItems) {
       throw problem('batch_too_large', `A batch takes at most ${config.batchMaxItems} items (BATCH_MAX_ITEMS); split it.`)
