@@ -54,7 +54,10 @@ export const roomRemove: ActionDefinition<typeof RoomUserParams, typeof RemoveBo
     const checks: DryRunCheck[] = []
     const user = userId as string
     const roomId = (room as NonNullable<typeof room>).id
-    await refuseOwnAccount(context, user)
+    if (user === await context.adminUserId()) {
+      checks.push({ name: 'not_own_account', ok: false, detail: 'The gateway\'s own admin account cannot be removed.' })
+      return { checks, code: 'protected_target' }
+    }
     const userProblem = await userCheck(context, user, checks, { refuseDeactivated: false })
     if (userProblem !== undefined) return { checks, code: userProblem }
     let state
