@@ -251,3 +251,25 @@ t.test('reads ignore Idempotency-Key', async (t) => {
   t.notOk('idempotent-replayed' in second.headers)
   t.equal(h.homeserver.callsTo('room_members').length, 2, 'both reads reached the homeserver')
 })
+
+t.test('a refusal is stored like a success (fix the request, use a new key); 409 user_deactivated is not', async (t) => {
+  const h = await gateway(t, 'memory')
+  const unknown = await joinAlice(h, 'key-404', { body: { user_id: '@newhire:test.local' } })
+  t.equal(unknown.status, 404)
+  t.equal(unknown.body.code, 'user_not_found')
+  const template = h.homeserver.state.users.get('@alice:test.local')
+  if (template !== undefined) h.homeserver.state.users.set('@newhire:test.local', { ...template, devices: [] })
+  const sameKey = await joinAlice(h, 'key-404', { body: { user_id: '@newhire:test.local' } })
+  t.equal(sameKey.status, 404, 'the same key replays the 404 even though the user exists now')
+  t.equal(sameKey.headers['idempotent-replayed'], 'true')
+  t.equal((await joinAlice(h, 'key-404-b', { body: { user_id: '@newhire:test.local' } })).status, 200, 'a new key runs')
+
+  const deactivated = await joinAlice(h, 'key-409', { body: { user_id: '@dave:test.local' } })
+  t.equal(deactivated.status, 409)
+  t.equal(deactivated.body.code, 'user_deactivated')
+  const user = h.homeserver.state.users.get('@dave:test.local')
+  if (user !== undefined) user.deactivated = false
+  const reactivated = await joinAlice(h, 'key-409', { body: { user_id: '@dave:test.local' } })
+  t.equal(reactivated.status, 200, 'once reactivated, the same key runs again')
+  t.notOk('idempotent-replayed' in reactivated.headers)
+})
