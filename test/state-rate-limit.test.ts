@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { pino } from 'pino'
 import { registerRateLimits, sharedLimitOptions } from '../src/state/rate-limit.js'
+import { MemoryLimitStore } from '../src/state/memory-limit-store.js'
 import { createSharedState, StateUnavailableError, type SharedState } from '../src/state/shared.js'
 import { skipWithoutRedis, startRedisServer, until } from './helpers/redis.js'
 
@@ -47,7 +48,7 @@ async function call (target: Replica, method: 'POST' | 'GET', caller = 'helpdesk
 
 t.test('sharedLimitOptions', async (t) => {
   const memory = createSharedState({ redisUrl: undefined, idempotencyTtlS: 1, inFlightTtlS: 1, log: pino({ level: 'silent' }) })
-  t.same(sharedLimitOptions(memory), { global: false }, 'without Redis: the plugin\'s memory store')
+  t.same(sharedLimitOptions(memory), { global: false, store: MemoryLimitStore }, 'without Redis: a memory store')
 })
 
 t.test('without REDIS_URL every replica counts alone', async (t) => {

@@ -16,7 +16,7 @@ import { joinedMembers, roomDetails, roomSummary, stateEvents } from './views.js
 export type Endpoint =
   | 'join' | 'user_lookup' | 'whoami' | 'directory' | 'server_version'
   | 'kick' | 'login_as' | 'leave' | 'logout' | 'devices' | 'joined_rooms' | 'whois'
-  | 'room_details' | 'room_members' | 'room_state' | 'room_list' | 'make_room_admin'
+  | 'room_details' | 'room_members' | 'room_state' | 'room_list' | 'make_room_admin' | 'block_status'
   | 'register' | 'login' | 'other'
 
 export type FaultKind =
@@ -234,6 +234,8 @@ export class SimulatedHomeserver {
         })
       }
     },
+    // Not in the recordings: per Synapse's admin API docs ("Get block status"), any room ID, known or not.
+    { endpoint: 'block_status', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/block$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: this.state.rooms.get(roomId)?.blocked === true ? { block: true, user_id: '@admin:' + this.serverName } : { block: false } })) } },
     { endpoint: 'room_state', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/state$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: { state: stateEvents(this.knownRoom(roomId), this.serverName) } })) } },
     {
       endpoint: 'make_room_admin',

@@ -8,7 +8,7 @@ import type { Config } from '../config.js'
 import { problem } from '../errors.js'
 import { DryRunQuery, problemResponses } from '../schemas.js'
 import type { SharedState } from '../state/shared.js'
-import { claimKey, idempotencyKeyOf, settleKey, type IdempotencyClaim } from './idempotency.js'
+import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
 
 const BatchItem = Type.Object({
   action: Type.Union([Type.Literal('room.join'), Type.Literal('room.remove')]),
@@ -43,10 +43,16 @@ export function batchItemOf (request: FastifyRequest): { id: string, index: numb
   return { id, index: Number(index) }
 }
 
+/** What the batch request itself did, for its own `result` record. */
+interface BatchRun {
+  actor: Caller | null
+  idempotency: IdempotencyClaim | undefined
+  replayed: boolean
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
-    batchIdempotency: IdempotencyClaim | undefined
-    batchCaller: Caller | undefined
+    batchRun: BatchRun | null
   }
 }
 
@@ -57,22 +63,27 @@ export interface BatchOptions { config: Config, audit: AuditLog, state: SharedSt
  * token, policy, checks, audit), as a request of its own, at most BATCH_CONCURRENCY at a time.
  */
 export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastify, { config, audit, state }) => {
-  fastify.decorateRequest('batchIdempotency', undefined)
-  fastify.decorateRequest('batchCaller', undefined)
+  fastify.decorateRequest('batchRun', null)
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const error = request.gatewayError
+    const run = request.batchRun
+    const key = request.headers['idempotency-key']
+    const actor = run?.actor ?? null
     audit.result(request.id, {
       action: 'batch',
-      outcome: error === undefined ? 'success' : error.outcome,
+      outcome: run?.replayed === true ? replayedOutcome(reply.statusCode, String(payload)) : error === undefined ? 'success' : error.outcome,
       status: reply.statusCode,
       ...(error === undefined ? {} : { code: error.problem }),
+      actor: actor === null ? null : { sub: actor.sub, org: actor.org, roles: actor.roles, ...(actor.iss === undefined ? {} : { iss: actor.iss }), ...(actor.jti === undefined ? {} : { jti: actor.jti }) },
       items: (request.body as { items?: unknown[] } | undefined)?.items?.length ?? null,
-      actor: request.batchCaller === undefined ? null : { sub: request.batchCaller.sub, org: request.batchCaller.org, roles: request.batchCaller.roles },
-      ...(request.query as { dry_run?: string } | undefined)?.dry_run === 'true' ? { dry_run: true } : {},
-      ...(typeof request.headers['idempotency-key'] === 'string' ? { idempotency_key: createHash('sha256').update(request.headers['idempotency-key']).digest('hex') } : {}),
-      client: { ip: request.ip, user_agent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'].slice(0, 512) : null }
+      client: { ip: request.ip, user_agent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'].slice(0, 512) : null },
+      ...(run?.replayed === true ? { replayed: true } : {}),
+      ...((request.query as { dry_run?: string } | undefined)?.dry_run === 'true' ? { dry_run: true } : {}),
+      // Only its SHA-256: the raw key is a bearer of the stored answer.
+      ...(typeof key === 'string' ? { idempotency_key: createHash('sha256').update(key).digest('hex') } : {}),
+      duration_ms: Math.round(reply.elapsedTime * 10) / 10
     })
-    const claim = request.batchIdempotency
+    const claim = run?.idempotency
     if (claim === undefined) {
       done(null, payload)
       return
@@ -98,15 +109,16 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
     }
   }, async (request, reply) => {
     const caller = await fastify.authenticate(request)
-    request.batchCaller = caller
+    const run: BatchRun = { actor: caller, idempotency: undefined, replayed: false }
+    request.batchRun = run
     const { items } = request.body
     if (items.length > config.batchMaxItems) {
       throw problem('batch_too_large', `A batch takes at most ${config.batchMaxItems} items (BATCH_MAX_ITEMS); split it.`)
     }
     const key = idempotencyKeyOf(request)
     if (key !== undefined) {
-      request.batchIdempotency = await claimKey(state.idempotency, request, reply, caller.sub, key)
-      if (request.batchIdempotency === undefined) return reply
+      run.idempotency = await claimKey(state.idempotency, request, reply, caller.sub, key, () => { run.replayed = true })
+      if (run.idempotency === undefined) return reply
     }
     const query = request.query.dry_run === 'true' ? '?dry_run=true' : ''
     const results: Array<{ index: number, status: number, body: unknown }> = new Array(items.length)

@@ -25,9 +25,10 @@ export function stateUnavailable (): ReturnType<typeof problem> {
 /**
  * Claims the key for this caller, or answers for it: the stored first answer (Idempotent-Replayed),
  * 409 while the first is still running, 422 when the key came with another request.
- * Returns the claim to settle once answered, or undefined when a replay was sent.
+ * Returns the claim to settle once answered, or undefined when a replay was sent. `onReplay` runs
+ * before the replay is sent: sending runs the onSend hooks (the audit record) at once.
  */
-export async function claimKey (store: IdempotencyStore, request: FastifyRequest, reply: FastifyReply, scope: string, key: string): Promise<IdempotencyClaim | undefined> {
+export async function claimKey (store: IdempotencyStore, request: FastifyRequest, reply: FastifyReply, scope: string, key: string, onReplay: () => void): Promise<IdempotencyClaim | undefined> {
   let claim
   try {
     claim = await store.claim(scope, key, fingerprint(request.method, request.url, JSON.stringify(request.body ?? null)))
@@ -43,6 +44,7 @@ export async function claimKey (store: IdempotencyStore, request: FastifyRequest
     case 'mismatch':
       throw problem('idempotency_key_reused', 'This Idempotency-Key was used with a different request (method, path or body); use a new key for a new request.')
     case 'replay':
+      onReplay()
       reply.code(claim.answer.status).headers(claim.answer.headers).header('idempotent-replayed', 'true')
       await reply.send(claim.answer.body)
       return undefined

@@ -270,11 +270,8 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
         const caller = attempt.actor as Caller
         const key = action.acting ? idempotencyKeyOf(request) : undefined
         if (key !== undefined) {
-          attempt.idempotency = await claimKey(state.idempotency, request, reply, caller.sub, key)
-          if (attempt.idempotency === undefined) {
-            attempt.replayed = true
-            return reply
-          }
+          attempt.idempotency = await claimKey(state.idempotency, request, reply, caller.sub, key, () => { attempt.replayed = true })
+          if (attempt.idempotency === undefined) return reply
         }
         const target = action.target({ params: request.params, body: request.body })
         const reason = (request.body as { reason?: string } | undefined)?.reason

@@ -1,18 +1,20 @@
 import { createHash } from 'node:crypto'
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { MemoryLimitStore } from './memory-limit-store.js'
 import type { SharedState } from './shared.js'
 import { StateUnavailableError, unavailable } from './unavailable.js'
 
 /**
  * Registration options of @fastify/rate-limit for limits that every replica shares: counted in
- * Redis with REDIS_URL (its Lua INCR + PEXPIRE script, keys under `sag:rl:`), in memory without.
+ * Redis with REDIS_URL (its Lua INCR + PEXPIRE script, keys under `sag:rl:`), in memory without
+ * (MemoryLimitStore: the plugin's own memory store miscounts concurrent requests).
  * `skipOnError: false`: when Redis fails, the limiter rejects instead of letting the request
  * through uncounted (its `true` would silently lift every limit during an outage).
  * These are plugin options: `redis` given to `createRateLimit()` instead would be ignored.
  */
 export function sharedLimitOptions (state: SharedState): RateLimitPluginOptions {
-  if (state.redis === undefined) return { global: false }
+  if (state.redis === undefined) return { global: false, store: MemoryLimitStore }
   return { global: false, redis: state.redis, nameSpace: 'sag:rl:', skipOnError: false }
 }
 
@@ -79,7 +81,7 @@ export async function registerRateLimits (fastify: FastifyInstance, state: Share
     throw new Error('@fastify/rate-limit is already registered in this context; let registerRateLimits register it')
   }
   const primary = await registerPlugin(fastify, sharedLimitOptions(state))
-  const fallback = state.redis === undefined ? undefined : await registerPlugin(fastify, { global: false })
+  const fallback = state.redis === undefined ? undefined : await registerPlugin(fastify, { global: false, store: MemoryLimitStore })
 
   return {
     create (options) {
