@@ -156,6 +156,14 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     previousWasMoved = isMoved
   }
   for (const { record, after } of moved) problem(record, 'reordered', `seq ${record.seq} comes after seq ${after.seq} (${at(after)})`)
+  // The first record links to one that comes later: the files were given newest first. The oldest
+  // file begins with the gateway's first `start` (prev null), which alone would pass for a new chain.
+  const first = records[0]
+  const linkedLater = first?.prev === null || first === undefined ? undefined : byHash.get(first.prev)
+  if (first !== undefined && linkedLater !== undefined && linkedLater !== first) {
+    problem(first, 'reordered', `seq ${first.seq} links to ${at(linkedLater)} (seq ${linkedLater.seq}), which comes after it: give the files oldest first`)
+    startsAfterUnknown = null
+  }
 
   const checked = records.length
   if (checked > 0 && records.every((record) => !record.hashMatches)) {
