@@ -4,12 +4,13 @@
  * recovers without a restart, the chain continues across restarts and logrotate's rename +
  * SIGHUP, and AUDIT_CHAIN_KEY_FILE makes it an HMAC chain only the key verifies.
  */
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
+import { verifyAuditFiles } from '../src/audit/verify.js'
 import { startHarness, type Harness } from './helpers/harness.js'
 import { act, joinPath, recordsOf, startGateway, until, verifyCli, type Gateway } from './helpers/audit.js'
 
@@ -141,7 +142,14 @@ t.test('the chain of real gateway output: intact, continued across a restart and
   t.match(newOnly.stdout, new RegExp(`starts at seq ${beforeReopen.seq + 1} \\(earlier files not given\\)`))
   const wrongOrder = await verifyCli([file, rotated])
   t.equal(wrongOrder.code, 1, 'files given newest first do not verify')
-  t.match(wrongOrder.stdout, /reordered/)
+  t.match(wrongOrder.stdout, /reordered: seq \d+ links to .*audit\.log\.1:\d+ .*give the files oldest first/)
+  // The same through the module, in this process.
+  const texts = [file, rotated].map((name) => ({ name, text: readFileSync(name, 'utf8') }))
+  const report = verifyAuditFiles(texts)
+  t.equal(report.intact, false)
+  t.same(report.problems.map((problem) => [problem.file, problem.line, problem.kind]), [[file, 1, 'reordered']])
+  t.equal(report.startsAfterUnknown, null, 'not mistaken for a file that starts mid-chain')
+  t.equal(verifyAuditFiles(texts.reverse()).intact, true)
 })
 
 t.test('AUDIT_CHAIN_KEY_FILE on the gateway: --key-file (or the variable) verifies, no key or another key does not', async (t) => {
