@@ -38,6 +38,8 @@ declare module 'fastify' {
     reload: () => void
     /** Shutdown deadline: `unknown` results for attempts still open; returns how many. */
     abandonOpenAttempts: () => number
+    /** Writes the audit's `stop` record and closes the file (onClose does it too; once is enough). */
+    stopAudit: () => void
   }
 }
 
@@ -191,6 +193,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     }
   })
   fastify.decorate('abandonOpenAttempts', () => audit.abandonOpen({ outcome: 'unknown', code: 'shutting_down', detail: 'the gateway shut down before the attempt ended' }))
+  fastify.decorate('stopAudit', () => { audit.stop({ version, config_fingerprint: fingerprint, pid: process.pid }) })
 
   let adminUserId: string | undefined
   const adminAccount = async (read: ActionContext['read']): Promise<string> => {
@@ -210,7 +213,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   fastify.addHook('onClose', async () => {
     await state.close()
     await synapse.close()
-    audit.stop({ version, config_fingerprint: fingerprint, pid: process.pid })
+    fastify.stopAudit()
   })
 
   for (const warning of config.warnings) logger.warn(warning)

@@ -22,12 +22,14 @@ process.on('SIGHUP', () => { app.reload() })
 
 // In-flight requests finish (their Synapse work ends within SYNAPSE_TIMEOUT_MS, shorter than the
 // grace period), new ones get 503, then the Synapse pool and audit file close. Attempts still
-// open when the grace period ends get their `unknown` result before the process exits.
+// open when the grace period ends get their `unknown` result, then the `stop` record, before the process exits.
 closeWithGrace({
   delay: config.shutdownGraceMs,
   skip: ['SIGHUP'],
   onTimeout: () => {
     const abandoned = app.abandonOpenAttempts()
+    // close() never got to its onClose hook: the log still ends with its `stop` record.
+    app.stopAudit()
     app.log.error({ abandoned }, 'shutdown grace period over: attempts still open are audited as unknown')
   }
 }, async ({ signal, err }) => {

@@ -156,6 +156,15 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     previousWasMoved = isMoved
   }
   for (const { record, after } of moved) problem(record, 'reordered', `seq ${record.seq} comes after seq ${after.seq} (${at(after)})`)
+  // The first record links to one that comes later: the files were given newest first. When the
+  // oldest file begins with the gateway's first `start` (prev null), that passed for a new chain
+  // and no record was seen as moved.
+  const first = records[0]
+  const linkedLater = first?.prev === null || first === undefined ? undefined : byHash.get(first.prev)
+  if (moved.length === 0 && first !== undefined && linkedLater !== undefined && linkedLater !== first) {
+    problem(first, 'reordered', `seq ${first.seq} links to ${at(linkedLater)} (seq ${linkedLater.seq}), which comes after it: give the files oldest first`)
+    startsAfterUnknown = null
+  }
 
   const checked = records.length
   if (checked > 0 && records.every((record) => !record.hashMatches)) {
