@@ -16,7 +16,7 @@ import { joinedMembers, roomDetails, roomSummary, stateEvents } from './views.js
 export type Endpoint =
   | 'join' | 'user_lookup' | 'whoami' | 'directory' | 'server_version'
   | 'kick' | 'login_as' | 'leave' | 'logout' | 'devices' | 'joined_rooms' | 'whois'
-  | 'room_details' | 'room_members' | 'room_state' | 'room_list' | 'make_room_admin'
+  | 'room_details' | 'room_members' | 'room_state' | 'room_list' | 'make_room_admin' | 'block_status'
   | 'register' | 'login' | 'other'
 
 export type FaultKind =
@@ -233,6 +233,14 @@ export class SimulatedHomeserver {
           return { status: 200, body: { members, total: members.length } }
         })
       }
+    },
+    // Not recorded: as Synapse's admin API documentation says (Block Room API, "Get block status", since 1.48),
+    // any room ID, known or not, answers with its block status.
+    {
+      endpoint: 'block_status',
+      pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/block$/,
+      // Who blocked a room is not kept: the fixture's blocked rooms were blocked by the admin.
+      handlers: { GET: (req, roomId) => this.admin(req, (requester) => ({ status: 200, body: this.state.rooms.get(roomId)?.blocked === true ? { block: true, user_id: requester } : { block: false } })) }
     },
     { endpoint: 'room_state', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/state$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: { state: stateEvents(this.knownRoom(roomId), this.serverName) } })) } },
     {

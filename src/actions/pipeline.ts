@@ -340,4 +340,3 @@ function refusal (current: Policy, joinRoles: string[], action: string, decision
   }
   return problem('policy_denied', decision?.detail ?? `The policy does not allow you ${action}.`)
 }
-
