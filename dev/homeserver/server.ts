@@ -234,8 +234,14 @@ export class SimulatedHomeserver {
         })
       }
     },
-    // Not in the recordings: per Synapse's admin API docs ("Get block status"), any room ID, known or not.
-    { endpoint: 'block_status', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/block$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: this.state.rooms.get(roomId)?.blocked === true ? { block: true, user_id: '@admin:' + this.serverName } : { block: false } })) } },
+    // Not recorded: as Synapse's admin API documentation says (Block Room API, "Get block status", since 1.48),
+    // any room ID, known or not, answers with its block status.
+    {
+      endpoint: 'block_status',
+      pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/block$/,
+      // Who blocked a room is not kept: the fixture's blocked rooms were blocked by the admin.
+      handlers: { GET: (req, roomId) => this.admin(req, (requester) => ({ status: 200, body: this.state.rooms.get(roomId)?.blocked === true ? { block: true, user_id: requester } : { block: false } })) }
+    },
     { endpoint: 'room_state', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/state$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: { state: stateEvents(this.knownRoom(roomId), this.serverName) } })) } },
     {
       endpoint: 'make_room_admin',

@@ -54,6 +54,11 @@ export const roomPromote: ActionDefinition<typeof RoomParams, typeof PromoteBody
       checks.push({ name: 'local_admin_in_room', ok: false, detail: 'No joined local member of the room may change its power levels.' })
       return { checks, code: 'synapse_forbidden' }
     }
+    // The event auth rules refuse changing the level of a user above the sender; Synapse then says "No local admin user in room with power …".
+    if (state.powerLevel(user) > sender.level) {
+      checks.push({ name: 'local_admin_in_room', ok: false, detail: `The user's power level ${state.powerLevel(user)} is above that of the best joined local member, ${sender.userId} (${sender.level}).` })
+      return { checks, code: 'synapse_forbidden' }
+    }
     checks.push({ name: 'local_admin_in_room', ok: true, detail: `${sender.userId} (power level ${sender.level}) can change the power levels.` })
     // In a public room nobody is invited, so a ban does not stop Synapse.
     if (state.membership(user) === 'ban' && state.joinRule !== 'public') {

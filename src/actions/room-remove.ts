@@ -54,10 +54,12 @@ export const roomRemove: ActionDefinition<typeof RoomUserParams, typeof RemoveBo
     const checks: DryRunCheck[] = []
     const user = userId as string
     const roomId = (room as NonNullable<typeof room>).id
+    // A prediction like the others (200, would_succeed false), not the real call's 403.
     if (user === await context.adminUserId()) {
-      checks.push({ name: 'not_own_account', ok: false, detail: 'The gateway\'s own admin account cannot be removed.' })
+      checks.push({ name: 'not_protected', ok: false, detail: 'The user is the gateway\'s own admin account, which is never removed.' })
       return { checks, code: 'protected_target' }
     }
+    checks.push({ name: 'not_protected', ok: true, detail: 'The user is not the gateway\'s own admin account.' })
     const userProblem = await userCheck(context, user, checks, { refuseDeactivated: false })
     if (userProblem !== undefined) return { checks, code: userProblem }
     let state
