@@ -85,4 +85,3 @@ async function roomChecks (context: ActionContext, roomId: string, userId: strin
   checks.push({ name: 'admin_can_invite', ok: true, detail: `The admin account's power level ${level} allows inviting (${state.levels.invite}).` })
   return { checks }
 }
-
