@@ -175,3 +175,237 @@ t.test('no rule matches: 403 policy_denied naming the action, the room or the us
   assertDenied(t, nobody, /room\.members\.read/, '#public-test', 'a caller no rule names at all')
   t.equal(h.homeserver.callsTo('join').length, 0, 'nothing reached Synapse\'s join')
 })
+
+const BYPASS_POLICY = `
+rules:
+  - name: operators
+    roles: [operator]
+    actions: ["*"]
+  - name: helpdesk-public
+    roles: [helpdesk]
+    actions: [room.join, room.members.read]
+    rooms: ["#public-*:test.local"]
+  - name: keep-out-of-private-admin
+    effect: deny
+    actions: ["*"]
+    rooms: ["#private-admin:test.local"]
+  - name: keep-out-of-alice-room
+    effect: deny
+    actions: ["*"]
+    rooms: ["${ROOMS.alicePrivate}"]
+  - name: never-touch-admins
+    effect: deny
+    actions: ["*"]
+    users: ["@admin*:test.local"]
+`
+
+/** Not let through: refused before the policy (400/404), or by it (403); never a 2xx, never a 500. */
+function refused (t: Test, answer: Answer, code: string, message: string): void {
+  t.equal(answer.body?.code, code, `${message}: ${code} (${answer.status} ${String(answer.body?.detail)})`)
+  t.ok(answer.status >= 400 && answer.status < 500, `${message}: a 4xx`)
+}
+
+t.test('bypass attempts on rooms: case, encodings, trailing characters, look-alikes, wildcards', async (t) => {
+  const h = await gateway(t, BYPASS_POLICY)
+  const operator = h.as(['operator'])
+  const helpdesk = h.as(['helpdesk'])
+  const privateAdmin = () => h.homeserver.state.rooms.get(ROOMS.privateAdmin)?.members.get('@alice:test.local')
+  t.equal((await join(h, enc('#public-test:test.local'), operator)).status, 200, 'the operator joins elsewhere')
+
+  refused(t, await join(h, enc('#PRIVATE-ADMIN:test.local'), operator), 'room_not_found', 'another case is another alias (Synapse: none)')
+  refused(t, await join(h, enc('#private-admin:TEST.LOCAL'), operator), 'room_not_local', 'the server name in another case')
+  // Were the directory to answer for another case, the decision still follows the room's own aliases.
+  h.homeserver.state.rooms.get(ROOMS.privateAdmin)?.aliases.push('#PRIVATE-ADMIN:test.local')
+  refused(t, await join(h, enc('#PRIVATE-ADMIN:test.local'), operator), 'policy_denied', 'a case variant resolving to the denied room')
+  refused(t, await join(h, enc('#Public-Test:test.local'), helpdesk), 'room_not_found', 'helpdesk: an alias in another case')
+
+  refused(t, await join(h, '%2523private-admin:test.local', operator), 'invalid_room', 'double-encoded #')
+  refused(t, await join(h, '%23private-admin%253Atest.local', operator), 'invalid_room', 'double-encoded :')
+  refused(t, await join(h, '%23private-admin%3Atest.local', operator), 'policy_denied', 'encoded : is the same alias')
+  refused(t, await join(h, '%23private%2Dadmin%3atest%2elocal', operator), 'policy_denied', 'every character encoded, lower-case hex')
+  refused(t, await join(h, '#private-admin:test.local', operator), 'not_found', 'an unencoded # (a URL fragment: the path is cut)')
+
+  refused(t, await join(h, enc('#private-admin:test.local.'), operator), 'room_not_local', 'a trailing dot on the server name')
+  refused(t, await join(h, enc('#private-admin:test.local '), operator), 'invalid_room', 'a trailing space')
+  refused(t, await join(h, enc(' #private-admin:test.local'), operator), 'invalid_room', 'a leading space')
+  refused(t, await join(h, enc('#private-admin :test.local'), operator), 'invalid_room', 'a space before the colon')
+  refused(t, await join(h, enc(`${ROOMS.alicePrivate} `), operator), 'invalid_room', 'a room ID with a trailing space')
+  const dotted = await join(h, enc(`${ROOMS.alicePrivate}.`), operator)
+  t.not(dotted.status, 200, `a room ID with a trailing dot is another (unknown) room: ${dotted.status} ${String(dotted.body?.code)}`)
+  t.equal(h.homeserver.state.rooms.get(ROOMS.alicePrivate)?.members.get('@alice:test.local'), 'join', 'alice\'s room as before')
+  refused(t, await join(h, enc(ROOMS.alicePrivate), operator), 'policy_denied', 'the denied room ID itself')
+
+  for (const [char, name] of [['\u200B', 'zero-width space'], ['\u2060', 'word joiner'], ['\uFEFF', 'BOM'], ['\u202E', 'right-to-left override'], ['\u00AD', 'soft hyphen'], ['\u200D', 'zero-width joiner']]) {
+    refused(t, await join(h, enc(`#private-admin${char}:test.local`), operator), 'invalid_room', `U+${(char as string).codePointAt(0)?.toString(16).toUpperCase()} (${name as string}) in the alias`)
+    refused(t, await join(h, enc(`#public-test${char}:test.local`), helpdesk), 'invalid_room', `${name as string} in an allowed alias`)
+  }
+  refused(t, await join(h, enc('#priv\u0430te-admin:test.local'), operator), 'room_not_found', 'a Cyrillic a: another alias')
+  refused(t, await join(h, enc('\uFF03private-admin:test.local'), operator), 'invalid_room', 'a fullwidth #')
+  refused(t, await join(h, enc('#private-admin\uFF1Atest.local'), operator), 'invalid_room', 'a fullwidth colon')
+
+  refused(t, await members(h, enc('#*:test.local'), helpdesk), 'room_not_found', 'a wildcard in the caller\'s alias is a literal *')
+  refused(t, await members(h, enc('#public-*:test.local'), helpdesk), 'room_not_found', 'the rule\'s own pattern as the alias')
+  h.homeserver.state.rooms.get(ROOMS.bobPrivate)?.aliases.push('#public-*:test.local')
+  refused(t, await members(h, enc('#public-*:test.local'), helpdesk), 'policy_denied', 'the pattern as an unpublished directory alias')
+  refused(t, await members(h, enc('!*:test.local'), helpdesk), 'policy_denied', 'a wildcard room ID is just an unknown ID')
+  t.equal(privateAdmin(), undefined, 'alice never reached #private-admin')
+  t.notOk(h.audit().some((entry) => entry.status >= 500), 'no 5xx')
+})
+
+t.test('bypass attempts on users: a deny on @admin*:test.local', async (t) => {
+  const h = await gateway(t, BYPASS_POLICY)
+  const operator = h.as(['operator'])
+  const remove = async (user: string) => await send(h.url, 'DELETE', `/v1/rooms/${enc('#public-test:test.local')}/members/${user}`, operator)
+  const adminJoined = () => h.homeserver.state.rooms.get(ROOMS.publicTest)?.members.get('@admin:test.local')
+
+  refused(t, await remove(enc('@admin:test.local')), 'policy_denied', 'the admin')
+  t.match(h.audit().at(-1), { action: 'room.remove', target: { user_id: '@admin:test.local' }, policy: { rule: 'never-touch-admins', effect: 'deny' } })
+  refused(t, await remove('@admin:test.local'), 'policy_denied', 'unencoded @ and :')
+  refused(t, await remove('%40admin%3Atest.local'), 'policy_denied', 'encoded @ and :')
+  refused(t, await remove('%40%61dmin%3atest.local'), 'policy_denied', 'an encoded letter, lower-case hex')
+  refused(t, await remove(enc('@admin-backup:test.local')), 'policy_denied', 'another account the wildcard names')
+  refused(t, await remove('%2540admin%253Atest.local'), 'invalid_user_id', 'double encoding')
+  refused(t, await remove(enc('@admin:test.local.')), 'user_not_local', 'a trailing dot on the server name')
+  refused(t, await remove(enc('@admin:test.local ')), 'invalid_user_id', 'a trailing space')
+  refused(t, await remove(enc('@\u0430dmin:test.local')), 'invalid_user_id', 'a Cyrillic a')
+  refused(t, await remove(enc('@admin\u200B:test.local')), 'invalid_user_id', 'a zero-width space')
+  // User IDs are case-sensitive: @ADMIN is another (unknown) account, and removing it touches no one.
+  const upper = await remove(enc('@ADMIN:test.local'))
+  t.ok(upper.status < 500, `@ADMIN: ${upper.status} ${String(upper.body?.code)}`)
+  t.equal(adminJoined(), 'join', 'the admin is still in the room')
+  t.equal(h.homeserver.callsTo('kick').filter((call) => call.body.includes('@admin:test.local')).length, 0, 'no kick of @admin reached Synapse')
+
+  const joinAdmin = await send(h.url, 'POST', `/v1/rooms/${enc('#public-test:test.local')}/members`, operator, { user_id: '@admin:test.local' })
+  refused(t, joinAdmin, 'policy_denied', 'a join of the admin')
+  const escaped = await h.join(enc('#public-test:test.local'), undefined, { token: operator, rawBody: '{"user_id": "\\u0040admin\\u003atest.local"}' })
+  refused(t, escaped as Answer, 'policy_denied', 'JSON escapes in the body')
+  const promote = await send(h.url, 'POST', `/v1/rooms/${enc('#public-test:test.local')}/admins`, operator, { user_id: '@admin:test.local' })
+  refused(t, promote, 'policy_denied', 'a promotion of the admin')
+  const read = await send(h.url, 'GET', `/v1/users/${enc('@admin:test.local')}`, operator)
+  refused(t, read, 'policy_denied', 'a lookup of the admin')
+  t.equal((await send(h.url, 'GET', `/v1/users/${enc('@alice:test.local')}`, operator)).status, 200, 'other users are fine')
+})
+
+const CONDITION_POLICY = `
+rules:
+  - name: it-department-joins
+    actions: [room.join]
+    when: 'caller.claims.department == "it"'
+  - name: senior-reads
+    actions: [room.members.read]
+    when: 'caller.claims.level > 3'
+`
+
+t.test('when: a condition on a claim allows or denies; one that fails to evaluate does not match and is logged once', async (t) => {
+  const h = await gateway(t, CONDITION_POLICY)
+  t.equal((await join(h, enc('#public-test:test.local'), h.as([], { department: 'it' }))).status, 200, 'department it')
+  t.match(h.audit().at(-1)?.policy, { rule: 'it-department-joins', effect: 'allow' })
+  const hr = await join(h, enc('#public-test:test.local'), h.as([], { department: 'hr' }), '@bob:test.local')
+  t.equal(hr.body?.code, 'policy_denied', 'department hr')
+  t.match(hr.body?.detail, /a condition on your token's claims is not met/)
+  t.notMatch(hr.body?.detail, /department|it-department/, 'the condition itself is not revealed')
+
+  t.equal((await members(h, enc(ROOMS.publicTest), h.as([], { level: 5 }))).status, 200, 'level 5 > 3')
+  t.equal((await members(h, enc(ROOMS.publicTest), h.as([], { level: 2 }))).body?.code, 'policy_denied', 'level 2')
+  for (const claims of [{}, { level: 'high' }, {}]) {
+    const failing = await members(h, enc(ROOMS.publicTest), h.as([], claims))
+    t.equal(failing.body?.code, 'policy_denied', `a condition that fails to evaluate (${JSON.stringify(claims)}) does not match`)
+  }
+  t.equal((await join(h, enc('#public-test:test.local'), h.as([]), '@bob:test.local')).body?.code, 'policy_denied', 'no department claim: no match')
+  const warnings = h.logs().split('\n').filter((line) => line.includes('a policy condition failed to evaluate'))
+  t.equal(warnings.filter((line) => line.includes('"rule":"senior-reads"')).length, 1, 'logged once for the rule, however often it fails')
+  t.equal(warnings.filter((line) => line.includes('"rule":"it-department-joins"')).length, 1, 'and once for the other rule')
+  t.match(warnings[0], /"level":40/, 'at warn')
+})
+
+t.test('decisions are visible: audit result and intent, the metric, and /v1/me', async (t) => {
+  const h = await gateway(t, BYPASS_POLICY)
+  const operator = h.as(['operator'])
+  const helpdesk = h.as(['helpdesk'])
+  await join(h, enc('#public-test:test.local'), operator)
+  await join(h, enc('#public-test:test.local'), helpdesk, '@bob:test.local')
+  await join(h, enc('#private-admin:test.local'), operator)
+  await join(h, enc('#private-bob:test.local'), helpdesk)
+  await send(h.url, 'DELETE', `/v1/rooms/${enc('#public-test:test.local')}/members/${enc('@bob:test.local')}`, helpdesk)
+
+  const results = h.audit()
+  t.same(results.map((entry) => [entry.action, entry.status, entry.policy]), [
+    ['room.join', 200, { rule: 'operators', effect: 'allow' }],
+    ['room.join', 200, { rule: 'helpdesk-public', effect: 'allow' }],
+    ['room.join', 403, { rule: 'keep-out-of-private-admin', effect: 'deny' }],
+    ['room.join', 403, { rule: null, effect: 'deny' }],
+    ['room.remove', 403, { rule: null, effect: 'deny' }]
+  ], 'every result names the deciding rule and effect')
+  const intents = h.auditRecords().filter((record) => record.event === 'intent')
+  t.same(intents.map((record) => record.policy), [{ rule: 'operators', effect: 'allow' }, { rule: 'helpdesk-public', effect: 'allow' }], 'so does every intent')
+
+  const metrics = await (await send(h.url, 'GET', '/metrics', null)).text
+  t.match(metrics, /gateway_policy_decisions_total\{rule="operators",effect="allow"\} 1\n/)
+  t.match(metrics, /gateway_policy_decisions_total\{rule="helpdesk-public",effect="allow"\} 1\n/)
+  t.match(metrics, /gateway_policy_decisions_total\{rule="keep-out-of-private-admin",effect="deny"\} 1\n/)
+  t.match(metrics, /gateway_policy_decisions_total\{rule="none",effect="deny"\} 2\n/, 'denials without a rule, including the action refused before the room is resolved')
+
+  const me = async (token: string) => (await send(h.url, 'GET', '/v1/me', token)).body
+  t.match(await me(operator), { sub: 'operator-bot', roles: ['operator'], actions: ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read'] })
+  t.match(await me(helpdesk), { actions: ['room.join', 'room.members.read'] })
+  t.match(await me(h.as(['intern'])), { actions: [] })
+  t.match(await me(h.as(['helpdesk', 'operator'])), { actions: ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read'] })
+})
+
+t.test('/v1/me leaves out what an unconditional deny takes away, and keys on orgs', async (t) => {
+  const h = await gateway(t, `
+rules:
+  - name: acme-staff
+    orgs: [acme]
+    actions: ["*"]
+  - name: nobody-promotes
+    effect: deny
+    actions: [room.promote]
+  - name: no-removals-for-contractors
+    effect: deny
+    roles: [contractor]
+    actions: [room.remove]
+`)
+  const me = async (claims: Record<string, unknown>) => (await send(h.url, 'GET', '/v1/me', h.token(claims))).body?.actions
+  t.same(await me({ org: 'acme', roles: [] }), ['room.join', 'room.remove', 'room.members.read', 'user.read'])
+  t.same(await me({ org: 'acme', roles: ['contractor'] }), ['room.join', 'room.members.read', 'user.read'])
+  t.same(await me({ org: 'example', roles: ['matrix-admin'] }), [])
+  const promote = await send(h.url, 'POST', `/v1/rooms/${enc(ROOMS.publicTest)}/admins`, h.token({ org: 'acme' }), { user_id: '@alice:test.local' })
+  t.equal(promote.body?.code, 'policy_denied')
+  t.match(promote.body?.detail, /room\.promote/)
+  t.notMatch(promote.body?.detail, /nobody-promotes/)
+})
+
+t.test('without POLICY_FILE: version 1 exactly (JOIN_ROLES joins, everything else insufficient_role)', async (t) => {
+  const h = await startHarness(t)
+  const admin = h.token()
+  const viewer = h.token({ roles: ['matrix-viewer'] })
+  const noRole = await join(h, enc(ROOMS.publicTest), viewer)
+  t.equal(noRole.status, 403)
+  t.equal(noRole.body?.code, 'insufficient_role')
+  t.equal(noRole.body?.detail, 'This action needs one of the roles: matrix-admin.')
+  t.equal(noRole.headers['www-authenticate'], 'Bearer error="insufficient_scope"')
+  t.equal((await join(h, enc(ROOMS.publicTest), admin)).status, 200, 'JOIN_ROLES joins anywhere')
+  t.equal((await join(h, enc('#private-admin:test.local'), admin)).status, 200)
+  for (const [method, path, body] of [
+    ['DELETE', `/v1/rooms/${enc(ROOMS.publicTest)}/members/${enc('@alice:test.local')}`, undefined],
+    ['GET', `/v1/rooms/${enc(ROOMS.publicTest)}/members`, undefined],
+    ['POST', `/v1/rooms/${enc(ROOMS.publicTest)}/admins`, { user_id: '@alice:test.local' }],
+    ['GET', `/v1/users/${enc('@alice:test.local')}`, undefined]
+  ] as const) {
+    const answer = await send(h.url, method, path, admin, body)
+    t.equal(answer.status, 403, `${method} ${path}`)
+    t.equal(answer.body?.code, 'insufficient_role', `${method} ${path}: insufficient_role, not policy_denied`)
+    t.equal(answer.headers['www-authenticate'], 'Bearer error="insufficient_scope"')
+  }
+  t.equal(h.homeserver.state.rooms.get(ROOMS.publicTest)?.members.get('@alice:test.local'), 'join', 'nothing was removed')
+  t.match((await send(h.url, 'GET', '/v1/me', admin)).body, { actions: ['room.join'] })
+  t.match((await send(h.url, 'GET', '/v1/me', viewer)).body, { actions: [] })
+  t.match(h.audit().filter((entry) => entry.status === 200).map((entry) => entry.policy), [{ rule: 'join-roles', effect: 'allow' }, { rule: 'join-roles', effect: 'allow' }])
+
+  const custom = await startHarness(t, { env: { JOIN_ROLES: 'helpdesk, ops' } })
+  t.equal((await join(custom, enc(ROOMS.publicTest), custom.token({ roles: ['ops'] }))).status, 200, 'another JOIN_ROLES')
+  const old = await join(custom, enc(ROOMS.publicTest), custom.token(), '@bob:test.local')
+  t.equal(old.body?.code, 'insufficient_role')
+  t.equal(old.body?.detail, 'This action needs one of the roles: helpdesk, ops.')
+})
