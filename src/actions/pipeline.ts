@@ -113,7 +113,12 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       throw problem('org_not_allowed', 'Your organisation is not allowed to use this gateway.')
     }
     const current = policy()
-    if (!current.permitsAction(policyCaller(caller), action.name)) throw refusal(current, config.joinRoles, action.name, undefined)
+    if (!current.permitsAction(policyCaller(caller), action.name)) {
+      // A policy decision like the later ones (no rule gives this caller the action): audited and counted.
+      request.attempt.policy = { rule: null, effect: 'deny' }
+      metrics.policyDecisions.inc({ rule: 'none', effect: 'deny' })
+      throw refusal(current, config.joinRoles, action.name, undefined)
+    }
     await enforce(callerLimit, request, 'caller', action.acting)
   })
 
