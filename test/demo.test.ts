@@ -38,7 +38,7 @@ t.test('the demo prints curl commands that work when pasted', async (t) => {
   t.match(allowed.body, { room_id: /^!/, user_id: '@alice:test.local' })
   const denied = await runCurl(commands[1] as string)
   t.equal(denied.status, 403)
-  t.equal(denied.body.code, 'insufficient_role')
+  t.equal(denied.body.code, 'policy_denied')
   child.kill('SIGTERM')
   const code = await new Promise((resolve) => child.once('exit', resolve))
   t.equal(code, 0, 'stops cleanly')
