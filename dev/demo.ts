@@ -36,6 +36,8 @@ const config = loadConfig({
   SYNAPSE_SERVER_NAME: homeserver.serverName,
   JWT_SECRET: jwtSecret,
   ALLOWED_ORGS: 'example',
+  // Who may do what: the example policy (operators, helpdesk, viewers, on-call), or your own file.
+  POLICY_FILE: process.env.POLICY_FILE ?? 'examples/policy.yaml',
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   AUDIT_LOG_FILE: process.env.AUDIT_LOG_FILE
 })
@@ -54,20 +56,29 @@ try {
 
 const allowed = signJwt({ alg: 'HS256' }, helpdeskClaims({ sub: 'demo-helpdesk' }, 8 * 3600), jwtSecret)
 const denied = signJwt({ alg: 'HS256' }, helpdeskClaims({ sub: 'demo-viewer', roles: ['matrix-viewer'] }, 8 * 3600), jwtSecret)
-const curl = (token: string) =>
-  `curl -sS -X POST '${url}/v1/rooms/%23public-test:test.local/members' -H 'Authorization: Bearer ${token}' --json '{"user_id": "@alice:test.local"}'`
+const helpdesk = signJwt({ alg: 'HS256' }, helpdeskClaims({ sub: 'demo-servicedesk', roles: ['helpdesk'] }, 8 * 3600), jwtSecret)
+const curl = (token: string, room = '%23public-test:test.local', user = '@alice:test.local') =>
+  `curl -sS -X POST '${url}/v1/rooms/${room}/members' -H 'Authorization: Bearer ${token}' --json '{"user_id": "${user}"}'`
 
 process.stdout.write(`
 synapse-admin-gateway demo
   gateway:              ${url}
   simulated homeserver: ${homeserverUrl} (server name test.local)
   audit entries:        ${config.auditLogFile ?? 'standard output'}
+  policy:               ${config.policyFile ?? 'none'} (check a policy offline: npm run policy -- check FILE)
 
 Join @alice to #public-test (200; the token has the matrix-admin role, valid 8 hours):
 
 ${curl(allowed)}
 
-The same with a token that lacks the role (403 insufficient_role, as application/problem+json):
+The policy in action: a helpdesk token joins @bob to the public rooms (200, rule helpdesk-public-rooms)
+and nowhere else (403 policy_denied, the room does not match):
+
+  ${curl(helpdesk, '%23public-test:test.local', '@bob:test.local')}
+
+  ${curl(helpdesk, '%23private-admin:test.local', '@bob:test.local')}
+
+The same join with a viewer token (403 policy_denied: the policy lets matrix-viewer only read; as application/problem+json):
 
 ${curl(denied)}
 

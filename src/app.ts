@@ -28,7 +28,7 @@ import { meRoute } from './routes/me.js'
 import { MATRIX_FORMATS } from './schemas.js'
 import { implicitPolicy, loadPolicyFile, type Policy } from './policy/index.js'
 import { createSynapseClient } from './synapse/client.js'
-import { createRoomDirectory } from './synapse/rooms.js'
+import { createRoomDirectory, type RoomDirectoryOptions } from './synapse/rooms.js'
 import { createSharedState } from './state/shared.js'
 
 declare module 'fastify' {
@@ -66,6 +66,8 @@ export interface BuildOptions {
   jwksTiming?: JwksTiming
   /** Circuit breaker for Synapse calls (defaults: open after 5 failures, for 5 s). */
   synapseBreaker?: { failureThreshold?: number, openMs?: number }
+  /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
+  roomFacts?: RoomDirectoryOptions
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */
@@ -165,7 +167,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
       else logger.warn({ synapse_url: config.synapse.url }, 'Synapse cannot be reached: check SYNAPSE_URL and that Synapse is running')
     }
   })
-  const rooms = createRoomDirectory(synapse)
+  const rooms = createRoomDirectory(synapse, options.roomFacts)
   const state = createSharedState({
     redisUrl: config.redisUrl,
     idempotencyTtlS: config.idempotencyTtlS,

@@ -114,7 +114,7 @@ t.test('outcomes tell the truth: unknown once the join was sent without a recogn
 
 t.test('a parse-level 400 on an action route (bad percent-encoding) has its audit record', async (t) => {
   const h = await startHarness(t)
-  for (const [requestId, path] of [['bad-room-encoding', '/v1/rooms/%E0%A4%A/members'], ['bad-user-encoding', '/v1/users/%40alice%3Atest.local%ZZ']]) {
+  for (const [requestId, path] of [['bad-room-encoding', '/v1/rooms/%E0%A4%A/members'], ['bad-user-encoding', '/v1/users/%40alice%3Atest.local%ZZ']] as Array<[string, string]>) {
     const res = await request(`${h.url}${path}`, { method: requestId === 'bad-room-encoding' ? 'POST' : 'GET', headers: { authorization: `Bearer ${h.token()}`, 'content-type': 'application/json', 'x-request-id': requestId }, body: requestId === 'bad-room-encoding' ? '{}' : undefined })
     t.equal(res.statusCode, 400)
     t.equal((await res.body.json() as { code: string }).code, 'invalid_request')

@@ -55,7 +55,7 @@ t.test('the demo prints curl commands that work when pasted, and fixtures that a
   t.match(allowed.body, { room_id: /^!/, user_id: '@alice:test.local' })
   const denied = await runCurl(commands[1] as string)
   t.equal(denied.status, 403)
-  t.equal(denied.body.code, 'insufficient_role')
+  t.equal(denied.body.code, 'policy_denied')
 
   // Each fixture the demo lists answers with the code it names.
   const room = (listed: RegExp) => (listed.exec(out.stdout)?.[1] as string)

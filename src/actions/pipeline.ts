@@ -113,7 +113,12 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       throw problem('org_not_allowed', 'Your organisation is not allowed to use this gateway.')
     }
     const current = policy()
-    if (!current.permitsAction(policyCaller(caller), action.name)) throw refusal(current, config.joinRoles, action.name, undefined)
+    if (!current.permitsAction(policyCaller(caller), action.name)) {
+      // A policy decision like the later ones (no rule gives this caller the action): audited and counted.
+      request.attempt.policy = { rule: null, effect: 'deny' }
+      metrics.policyDecisions.inc({ rule: 'none', effect: 'deny' })
+      throw refusal(current, config.joinRoles, action.name, undefined)
+    }
     await enforce(callerLimit, request, 'caller', action.acting)
   })
 
@@ -229,15 +234,14 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       let alias = room.alias
       let alt: string[] = []
       if (current.needsRoomAliases) {
-        canonical = await rooms.canonicalAlias(room.id, context.read)
+        // Canonical and alt aliases are facts of the room whatever the caller named: a deny rule
+        // on an alt alias must hold when the caller names the room ID or its canonical alias.
+        ({ canonical, alt } = await rooms.publishedAliases(room.id, context.read))
         // Any user may point a directory alias at any room, so a named alias counts only when the
         // room itself publishes it (canonical or alt alias, which only its admins can set).
-        if (alias !== null && alias !== canonical) {
-          alt = await rooms.alternativeAliases(room.id, context.read)
-          if (!alt.includes(alias)) alias = null
-        }
+        if (alias !== null && alias !== canonical && !alt.includes(alias)) alias = null
       }
-      facts = { id: room.id, alias, canonical_alias: canonical, alt_aliases: alt, spaces }
+      facts = { id: room.id, alias, canonical_alias: canonical, alt_aliases: alt, spaces, named: room.alias ?? room.id }
     }
     const decision = current.decide({ caller: policyCaller(context.caller), action: action.name, room: facts, user: userId === undefined ? null : { id: userId } })
     metrics.policyDecisions.inc({ rule: decision.rule ?? 'none', effect: decision.effect })

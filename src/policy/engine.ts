@@ -61,11 +61,16 @@ function conditionInput (request: PolicyRequest): ConditionInput {
   }
 }
 
+/** The room in the caller's own terms. */
+function roomNamed (room: RoomFacts | null): string {
+  return room === null ? '(none)' : room.named ?? room.alias ?? room.id
+}
+
 function deniedDetail (action: ActionName, unmatched: Unmatched, request: PolicyRequest): string {
   switch (unmatched) {
     case 'action': return `the policy does not allow you to perform ${action}`
-    case 'room': return `the policy does not allow ${action} in room ${request.room?.alias ?? request.room?.id ?? '(none)'}`
-    case 'user': return `the policy does not allow ${action} on user ${request.user?.id ?? '(none)'}${request.room === null ? '' : ` in room ${request.room.alias ?? request.room.id}`}`
+    case 'room': return `the policy does not allow ${action} in room ${roomNamed(request.room)}`
+    case 'user': return `the policy does not allow ${action} on user ${request.user?.id ?? '(none)'}${request.room === null ? '' : ` in room ${roomNamed(request.room)}`}`
     case 'condition': return `the policy does not allow ${action} here: a condition on your token's claims is not met`
   }
 }

@@ -13,6 +13,11 @@ export interface RoomFacts {
   alt_aliases: readonly string[]
   /** The `space:` references (exactly as in Policy.spaceRefs) whose space has this room as a child. */
   spaces: readonly string[]
+  /**
+   * The room as the caller wrote it, for the denial's detail only (never matched: an alias the
+   * room does not publish is no fact of the room). Defaults to `alias`, then `id`.
+   */
+  named?: string
 }
 
 export interface PolicyRequest { caller: PolicyCaller, action: ActionName, room: RoomFacts | null, user: { id: string } | null }

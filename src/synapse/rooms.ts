@@ -1,5 +1,5 @@
 import { problem } from '../errors.js'
-import { resolvedAlias, roomDetails, roomState, type StateEvent } from './answers.js'
+import { resolvedAlias, roomState, type StateEvent } from './answers.js'
 import type { CallName, SynapseClient, SynapseResponse } from './client.js'
 
 export interface ResolvedRoom {
@@ -34,6 +34,8 @@ class ExpiringCache<V> {
   }
 }
 
+export interface PublishedAliases { canonical: string | null, alt: string[] }
+
 export interface RoomDirectoryOptions {
   /** How long room facts used for decisions are believed (the contract allows 60 s at most). */
   ttlMs?: number
@@ -48,9 +50,8 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
   const ttlMs = Math.min(options.ttlMs ?? 60_000, 60_000)
   const maxEntries = options.maxEntries ?? 10_000
   const aliases = new ExpiringCache<{ roomId: string, servers: string[] }>(ttlMs, maxEntries)
-  const canonical = new ExpiringCache<string | null>(ttlMs, maxEntries)
+  const published = new ExpiringCache<PublishedAliases>(ttlMs, maxEntries)
   const children = new ExpiringCache<Set<string>>(ttlMs, Math.min(maxEntries, 1000))
-  const altAliases = new ExpiringCache<string[]>(ttlMs, maxEntries)
 
   async function resolve (named: string, read: Read): Promise<ResolvedRoom> {
     if (named.startsWith('!')) return { id: named, alias: null, servers: [] }
@@ -62,25 +63,22 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
     return { id: entry.roomId, alias: named, servers: entry.servers }
   }
 
-  /** The room's canonical alias as Synapse reports it; null for a room without one or unknown to Synapse. */
-  async function canonicalAlias (roomId: string, read: Read): Promise<string | null> {
-    const known = canonical.get(roomId)
-    if (known !== undefined) return known
-    const details = roomDetails(await read('room_details', synapse.roomDetails(roomId)))
-    const alias = details?.canonicalAlias ?? null
-    canonical.set(roomId, alias)
-    return alias
-  }
-
-  /** The room's alt_aliases (m.room.canonical_alias): like the canonical alias, only a room's own admins can set them. */
-  async function alternativeAliases (roomId: string, read: Read): Promise<string[]> {
-    const known = altAliases.get(roomId)
+  /**
+   * The aliases the room publishes (m.room.canonical_alias: `alias` and `alt_aliases`, which only
+   * the room's own admins can set), from one read of its state; none for a room unknown to Synapse.
+   */
+  async function publishedAliases (roomId: string, read: Read): Promise<PublishedAliases> {
+    const known = published.get(roomId)
     if (known !== undefined) return known
     const event = (roomState(await read('room_state', synapse.roomState(roomId))) ?? [])
       .find((candidate) => candidate.type === 'm.room.canonical_alias' && candidate.state_key === '')
-    const alt = Array.isArray(event?.content.alt_aliases) ? event.content.alt_aliases.filter((alias): alias is string => typeof alias === 'string').slice(0, 64) : []
-    altAliases.set(roomId, alt)
-    return alt
+    const content = event?.content ?? {}
+    const facts = {
+      canonical: typeof content.alias === 'string' ? content.alias : null,
+      alt: Array.isArray(content.alt_aliases) ? content.alt_aliases.filter((alias): alias is string => typeof alias === 'string').slice(0, 64) : []
+    }
+    published.set(roomId, facts)
+    return facts
   }
 
   /** Room IDs that the space names as children (m.space.child with a non-empty `via`). */
@@ -99,7 +97,7 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
     return found
   }
 
-  return { resolve, canonicalAlias, alternativeAliases, spaceChildren }
+  return { resolve, publishedAliases, spaceChildren }
 }
 
 function childrenIn (state: StateEvent[] | undefined): Set<string> {
