@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditLog } from '../audit/log.js'
@@ -324,7 +324,7 @@ function dryRunAnswer (report: DryRunReport) {
   return { dry_run: true as const, would_succeed: report.code === undefined, ...(report.code === undefined ? {} : { code: report.code }), checks: report.checks }
 }
 
-const sha256 = (value: string) => createHash('sha256').update(value).digest('hex')
+const sha256 = (value: string) => hash('sha256', value, 'hex')
 
 function auditUnavailable (): GatewayError {
   return problem('audit_unavailable', 'The audit log cannot be written, so no action is performed; the operator must fix it.', { retryAfterS: 5 })

@@ -8,7 +8,7 @@
  * JSON. The verifier strips the fixed-length suffix and recomputes: no re-serialisation, so
  * what is checked is exactly what was written.
  */
-import { createHash, createHmac } from 'node:crypto'
+import { createHmac, hash } from 'node:crypto'
 
 export type AuditEvent = 'start' | 'intent' | 'result' | 'stop'
 export const AUDIT_EVENTS: ReadonlySet<string> = new Set<AuditEvent>(['start', 'intent', 'result', 'stop'])
@@ -17,7 +17,8 @@ export const AUDIT_EVENTS: ReadonlySet<string> = new Set<AuditEvent>(['start', '
 const HASH_MEMBER_LENGTH = 9 + 64 + 2
 
 export function chainHash (unsigned: string, key: Buffer | undefined): string {
-  return (key === undefined ? createHash('sha256') : createHmac('sha256', key)).update(unsigned).digest('hex')
+  // crypto.hash: the one-shot form, without a Hash object per record.
+  return key === undefined ? hash('sha256', unsigned, 'hex') : createHmac('sha256', key).update(unsigned).digest('hex')
 }
 
 /** The line to write (with its newline) for an unsigned record `{…,"prev":…}`. */

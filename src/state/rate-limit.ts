@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import rateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { MemoryLimitStore } from './memory-limit-store.js'
@@ -24,7 +24,7 @@ export interface LimitOptions {
   max: number
   timeWindow: number
   /** What is counted (an address, a `sub`); stored as its SHA-256 only. */
-  keyGenerator: (request: FastifyRequest) => string | Promise<string>
+  keyGenerator: (request: FastifyRequest) => string
 }
 
 export interface LimitVerdict {
@@ -49,6 +49,9 @@ export type Limit = (request: FastifyRequest, whenUnavailable: WhenUnavailable) 
 export interface RateLimits {
   create: (options: LimitOptions) => Limit
 }
+
+/** Hashed store keys kept per limit (a few hundred KiB at most); all are forgotten when full. */
+const STORE_KEYS_REMEMBERED = 4096
 
 type CreateRateLimit = FastifyInstance['createRateLimit']
 type PluginResult = Awaited<ReturnType<ReturnType<CreateRateLimit>>>
@@ -85,10 +88,21 @@ export async function registerRateLimits (fastify: FastifyInstance, state: Share
 
   return {
     create (options) {
+      // The same few addresses and callers come back all the time: their store keys are hashed once.
+      const storeKeys = new Map<string, string>()
       const pluginOptions = {
         max: options.max,
         timeWindow: options.timeWindow,
-        keyGenerator: async (request: FastifyRequest) => `${options.name}:${createHash('sha256').update(await options.keyGenerator(request)).digest('hex')}`
+        keyGenerator: (request: FastifyRequest) => {
+          const counted = options.keyGenerator(request)
+          let storeKey = storeKeys.get(counted)
+          if (storeKey === undefined) {
+            storeKey = `${options.name}:${hash('sha256', counted, 'hex')}`
+            if (storeKeys.size >= STORE_KEYS_REMEMBERED) storeKeys.clear()
+            storeKeys.set(counted, storeKey)
+          }
+          return storeKey
+        }
       }
       const counted = state.redis === undefined ? 'replica' : 'shared'
       const primaryLimit = primary(pluginOptions)

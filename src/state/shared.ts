@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module'
 import type { FastifyBaseLogger } from 'fastify'
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import { createMemoryIdempotencyStore, createRedisIdempotencyStore, type IdempotencyStore } from './idempotency.js'
 
 export { StateUnavailableError } from './unavailable.js'
@@ -74,7 +75,9 @@ export function createSharedState (options: SharedStateOptions): SharedState {
   }
 
   const where = redactedUrl(options.redisUrl)
-  const redis = new Redis(clientUrl(options.redisUrl), REDIS_CLIENT_OPTIONS)
+  // Loaded only with REDIS_URL: ioredis adds about 10 MiB to the resident memory of a gateway that never uses it.
+  const ioredis = createRequire(import.meta.url)('ioredis') as typeof import('ioredis')
+  const redis = new ioredis.Redis(clientUrl(options.redisUrl), REDIS_CLIENT_OPTIONS)
   const idempotency = createRedisIdempotencyStore(redis, times)
   let available = false
   let reported = false
