@@ -20,7 +20,7 @@ async function readiness (h: Harness): Promise<{ status: number, code: string | 
   return { status: res.statusCode, code: body.code }
 }
 
-const join = async (h: Harness, alias = room) => await act(h.url, 'POST', joinPath(alias), { token: h.token(), body: { user_id: alice } })
+const join = async (h: Harness, alias: string = room) => await act(h.url, 'POST', joinPath(alias), { token: h.token(), body: { user_id: alice } })
 
 t.test('/readyz stays 200 while the gateway\'s own Synapse cap is saturated', async (t) => {
   const h = await startHarness(t, { env: { SYNAPSE_MAX_CONCURRENCY: '1', SYNAPSE_QUEUE_TIMEOUT_MS: '0', SYNAPSE_TIMEOUT_MS: '3000' } })
