@@ -1,5 +1,6 @@
 import { DETAILS, problem, type ProblemCode } from '../errors.js'
 import { lookedUpUser, type LookedUpUser } from '../synapse/answers.js'
+import { snapshot, type RoomSnapshot } from '../synapse/rooms.js'
 import type { ActionContext, DryRunCheck } from './action.js'
 
 /** The user lookup every action that names a user makes first: unknown users are never acted on. */
@@ -25,5 +26,18 @@ export async function userCheck (context: ActionContext, userId: string, checks:
     if (code !== 'user_not_found' && code !== 'user_deactivated' && code !== 'user_not_local') throw error
     checks.push({ name: 'user_exists', ok: false, detail: (error as Error).message })
     return code
+  }
+}
+
+/** A dry run's look at the room: its state, or undefined (room_not_found) when Synapse does not know it. */
+export async function roomCheck (context: ActionContext, roomId: string, checks: DryRunCheck[]): Promise<RoomSnapshot | undefined> {
+  try {
+    const state = await snapshot(context.synapse, roomId, context.read)
+    checks.push({ name: 'room_exists', ok: true, detail: `The room is known (join rule: ${state.joinRule}).` })
+    return state
+  } catch (error) {
+    if ((error as { problem?: string }).problem !== 'room_not_found') throw error
+    checks.push({ name: 'room_exists', ok: false, detail: 'Synapse does not know this room.' })
+    return undefined
   }
 }

@@ -1,9 +1,8 @@
 import { serverOf } from '../matrix-ids.js'
 import { JoinBody, JoinResult, RoomParams } from '../schemas.js'
 import { blockStatus, joinAnswer } from '../synapse/answers.js'
-import { snapshot } from '../synapse/rooms.js'
 import type { ActionContext, ActionDefinition, DryRunCheck, DryRunReport } from './action.js'
-import { lookUpActiveUser, userCheck } from './checks.js'
+import { lookUpActiveUser, userCheck, roomCheck } from './checks.js'
 
 /** room.join: Synapse's admin join API, after looking the user up (Synapse joins deactivated users). */
 export const roomJoin: ActionDefinition<typeof RoomParams, typeof JoinBody> = {
@@ -43,15 +42,8 @@ export const roomJoin: ActionDefinition<typeof RoomParams, typeof JoinBody> = {
 
 /** What Synapse's join servlet checks, in its order, read from the room's state. */
 async function roomChecks (context: ActionContext, roomId: string, userId: string, checks: DryRunCheck[]): Promise<DryRunReport> {
-  let state
-  try {
-    state = await snapshot(context.synapse, roomId, context.read)
-  } catch (error) {
-    if ((error as { problem?: string }).problem !== 'room_not_found') throw error
-    checks.push({ name: 'room_exists', ok: false, detail: 'Synapse does not know this room.' })
-    return { checks, code: 'room_not_found' }
-  }
-  checks.push({ name: 'room_exists', ok: true, detail: `The room is known (join rule: ${state.joinRule}).` })
+  const state = await roomCheck(context, roomId, checks)
+  if (state === undefined) return { checks, code: 'room_not_found' }
   if (blockStatus(await context.read('block_status', context.synapse.blockStatus(roomId)))) {
     checks.push({ name: 'room_not_blocked', ok: false, detail: 'The room is blocked on this homeserver.' })
     return { checks, code: 'room_blocked' }

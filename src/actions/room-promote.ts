@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox'
 import { PromoteBody, RoomParams } from '../schemas.js'
 import { makeRoomAdminAnswer } from '../synapse/answers.js'
-import { snapshot } from '../synapse/rooms.js'
 import type { ActionDefinition, DryRunCheck } from './action.js'
-import { lookUpActiveUser, userCheck } from './checks.js'
+import { lookUpActiveUser, userCheck, roomCheck } from './checks.js'
 
 const PromoteResult = Type.Object({ room_id: Type.String(), user_id: Type.String(), power_level: Type.Literal(100) })
 
@@ -40,15 +39,8 @@ export const roomPromote: ActionDefinition<typeof RoomParams, typeof PromoteBody
     const roomId = (room as NonNullable<typeof room>).id
     const userProblem = await userCheck(context, user, checks, { refuseDeactivated: true })
     if (userProblem !== undefined) return { checks, code: userProblem }
-    let state
-    try {
-      state = await snapshot(context.synapse, roomId, context.read)
-    } catch (error) {
-      if ((error as { problem?: string }).problem !== 'room_not_found') throw error
-      checks.push({ name: 'room_exists', ok: false, detail: 'Synapse does not know this room.' })
-      return { checks, code: 'room_not_found' }
-    }
-    checks.push({ name: 'room_exists', ok: true, detail: 'The room is known.' })
+    const state = await roomCheck(context, roomId, checks)
+    if (state === undefined) return { checks, code: 'room_not_found' }
     const [sender] = state.joinedPowerUsers(context.config.synapse.serverName)
     if (sender === undefined || sender.level < state.levels.powerLevels) {
       checks.push({ name: 'local_admin_in_room', ok: false, detail: 'No joined local member of the room may change its power levels.' })

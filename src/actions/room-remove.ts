@@ -2,9 +2,8 @@ import { problem } from '../errors.js'
 import { RemoveBody, RoomUserParams } from '../schemas.js'
 import { Type } from '@sinclair/typebox'
 import { kickAnswer, roomDetails } from '../synapse/answers.js'
-import { snapshot } from '../synapse/rooms.js'
 import type { ActionContext, ActionDefinition, DryRunCheck } from './action.js'
-import { lookUpUser, userCheck } from './checks.js'
+import { lookUpUser, userCheck, roomCheck } from './checks.js'
 
 const RemoveResult = Type.Object({
   room_id: Type.String(),
@@ -62,15 +61,8 @@ export const roomRemove: ActionDefinition<typeof RoomUserParams, typeof RemoveBo
     checks.push({ name: 'not_protected', ok: true, detail: 'The user is not the gateway\'s own admin account.' })
     const userProblem = await userCheck(context, user, checks, { refuseDeactivated: false })
     if (userProblem !== undefined) return { checks, code: userProblem }
-    let state
-    try {
-      state = await snapshot(context.synapse, roomId, context.read)
-    } catch (error) {
-      if ((error as { problem?: string }).problem !== 'room_not_found') throw error
-      checks.push({ name: 'room_exists', ok: false, detail: 'Synapse does not know this room.' })
-      return { checks, code: 'room_not_found' }
-    }
-    checks.push({ name: 'room_exists', ok: true, detail: 'The room is known.' })
+    const state = await roomCheck(context, roomId, checks)
+    if (state === undefined) return { checks, code: 'room_not_found' }
     // Synapse checks the target before the sender: an absent or banned user is "done" whatever the admin's place.
     const membership = state.membership(user)
     if (membership !== 'join' && membership !== 'invite') {
