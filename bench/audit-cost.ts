@@ -10,7 +10,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -20,6 +19,7 @@ import { request } from 'undici'
 import { createAuditLog } from '../src/audit/log.js'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { helpdeskClaims, signJwt } from '../dev/tokens.js'
+import { freePort } from './free-port.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const seconds = Number(process.env.BENCH_SECONDS ?? 4)
@@ -30,15 +30,6 @@ const SECRET = randomBytes(32).toString('base64url')
 const path = `/v1/rooms/${encodeURIComponent(RECORDED_ROOMS.publicTest)}/members`
 const body = JSON.stringify({ user_id: '@alice:test.local' })
 const children: ChildProcess[] = []
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function startGateway (synapseUrl: string, auditFile: string): Promise<{ url: string, pid: number }> {
   const port = await freePort()

@@ -21,7 +21,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -29,6 +29,7 @@ import autocannon from 'autocannon'
 import { Pool, request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { helpdeskClaims, signJwt } from '../dev/tokens.js'
+import { freePort } from './free-port.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const seconds = Number(process.env.BENCH_SECONDS ?? 3)
@@ -46,15 +47,6 @@ const children: ChildProcess[] = []
 
 // ---------------------------------------------------------------------------------------------
 // Processes
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function waitForHealth (url: string, child: ChildProcess): Promise<void> {
   for (;;) {

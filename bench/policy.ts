@@ -10,7 +10,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +18,7 @@ import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { helpdeskClaims, signJwt } from '../dev/tokens.js'
 import { loadPolicyFile } from '../src/policy/index.js'
+import { freePort } from './free-port.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
@@ -31,15 +31,6 @@ const path = `/v1/rooms/${encodeURIComponent(RECORDED_ROOMS.publicTest)}/members
 const body = JSON.stringify({ user_id: '@alice:test.local' })
 const token = signJwt({ alg: 'HS256' }, helpdeskClaims({}, 3600), SECRET)
 const children: ChildProcess[] = []
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 async function startGateway (name: string, synapseUrl: string, extra: Record<string, string>) {
   const port = await freePort()

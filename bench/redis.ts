@@ -9,7 +9,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,6 +16,7 @@ import autocannon from 'autocannon'
 import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { helpdeskClaims, signJwt } from '../dev/tokens.js'
+import { freePort } from './free-port.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const seconds = Number(process.env.BENCH_SECONDS ?? 4)
@@ -27,15 +27,6 @@ const SECRET = randomBytes(32).toString('base64url')
 const path = `/v1/rooms/${encodeURIComponent(RECORDED_ROOMS.publicTest)}/members`
 const body = JSON.stringify({ user_id: '@alice:test.local' })
 const children: ChildProcess[] = []
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function start (command: string, args: string[], env: Record<string, string> = {}): ChildProcess {
   const child = spawn(command, args, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
