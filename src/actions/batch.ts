@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import { auditActor, idempotencyKeyField } from '../audit/fields.js'
 import type { AuditLog } from '../audit/log.js'
 import type { Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
@@ -67,20 +68,19 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const error = request.gatewayError
     const run = request.batchRun
-    const key = request.headers['idempotency-key']
     const actor = run?.actor ?? null
     audit.result(request.id, {
       action: 'batch',
       outcome: run?.replayed === true ? replayedOutcome(reply.statusCode, String(payload)) : error === undefined ? 'success' : error.outcome,
       status: reply.statusCode,
       ...(error === undefined ? {} : { code: error.problem }),
-      actor: actor === null ? null : { sub: actor.sub, org: actor.org, roles: actor.roles, ...(actor.iss === undefined ? {} : { iss: actor.iss }), ...(actor.jti === undefined ? {} : { jti: actor.jti }) },
+      actor: auditActor(actor),
       items: (request.body as { items?: unknown[] } | undefined)?.items?.length ?? null,
       client: { ip: request.ip, user_agent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'].slice(0, 512) : null },
       ...(run?.replayed === true ? { replayed: true } : {}),
       ...((request.query as { dry_run?: string } | undefined)?.dry_run === 'true' ? { dry_run: true } : {}),
       // Only its SHA-256: the raw key is a bearer of the stored answer.
-      ...(typeof key === 'string' ? { idempotency_key: createHash('sha256').update(key).digest('hex') } : {}),
+      ...idempotencyKeyField(request.headers['idempotency-key']),
       duration_ms: Math.round(reply.elapsedTime * 10) / 10
     })
     const claim = run?.idempotency

@@ -1,6 +1,6 @@
-import { hash } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { auditActor, auditedText, idempotencyKeyField } from '../audit/fields.js'
 import type { AuditLog } from '../audit/log.js'
 import type { Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
@@ -47,8 +47,6 @@ declare module 'fastify' {
 }
 
 const tenths = (ms: number) => Math.round(ms * 10) / 10
-const MAX_AUDITED_TEXT = 512
-const auditedText = (value: unknown): string | null => typeof value === 'string' ? value.slice(0, MAX_AUDITED_TEXT) : null
 
 export interface PipelineOptions {
   config: Config
@@ -138,19 +136,13 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
   })
 
   function resultFields (request: FastifyRequest, reply: FastifyReply, attempt: Attempt, outcome: string, error: GatewayError | undefined): Record<string, unknown> {
-    const target = actionOf(request)?.target({ params: request.params ?? {}, body: request.body }) ?? {}
-    const actor = attempt.actor
     return {
       action: attempt.action,
       outcome,
       status: reply.statusCode,
       ...(error === undefined ? {} : { code: error.problem }),
-      actor: actor === null ? null : { sub: actor.sub, org: actor.org, roles: actor.roles, ...(actor.iss === undefined ? {} : { iss: actor.iss }), ...(actor.jti === undefined ? {} : { jti: actor.jti }) },
-      target: {
-        room: auditedText(target.room),
-        user_id: auditedText(target.userId),
-        ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId })
-      },
+      actor: auditActor(attempt.actor),
+      target: auditTarget(request, attempt),
       client: { ip: request.ip, user_agent: auditedText(request.headers['user-agent']) },
       ...(request.clientRequestId === undefined ? {} : { client_request_id: request.clientRequestId }),
       ...(request.tokenRefusal === undefined ? {} : { token_refusal: request.tokenRefusal }),
@@ -160,7 +152,7 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
       ...(attempt.dryRun ? { dry_run: true } : {}),
       ...(attempt.replayed ? { replayed: true } : {}),
       ...(attempt.batch === undefined ? {} : { batch: attempt.batch }),
-      ...(typeof request.headers['idempotency-key'] === 'string' ? { idempotency_key: sha256(request.headers['idempotency-key']) } : {}),
+      ...idempotencyKeyField(request.headers['idempotency-key']),
       duration_ms: tenths(reply.elapsedTime)
     }
   }
@@ -208,13 +200,17 @@ export const actionPipeline: FastifyPluginAsyncTypebox<PipelineOptions> = async 
     }
   }
 
+  /** The room and user as the caller named them, and the room ID once resolved. */
+  function auditTarget (request: FastifyRequest, attempt: Attempt): Record<string, unknown> {
+    const target = actionOf(request)?.target({ params: request.params ?? {}, body: request.body }) ?? {}
+    return { room: auditedText(target.room), user_id: auditedText(target.userId), ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId }) }
+  }
+
   function intentFields (request: FastifyRequest, attempt: Attempt): Record<string, unknown> {
-    const target = actionOf(request)?.target({ params: request.params, body: request.body }) ?? {}
-    const actor = attempt.actor as Caller
     return {
       action: attempt.action,
-      actor: { sub: actor.sub, org: actor.org, roles: actor.roles, ...(actor.iss === undefined ? {} : { iss: actor.iss }), ...(actor.jti === undefined ? {} : { jti: actor.jti }) },
-      target: { room: auditedText(target.room), user_id: auditedText(target.userId), ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId }) },
+      actor: auditActor(attempt.actor),
+      target: auditTarget(request, attempt),
       ...(attempt.policy === undefined ? {} : { policy: attempt.policy }),
       ...(attempt.reason === undefined ? {} : { reason: attempt.reason }),
       ...(attempt.batch === undefined ? {} : { batch: attempt.batch })
@@ -324,13 +320,12 @@ function dryRunAnswer (report: DryRunReport) {
   return { dry_run: true as const, would_succeed: report.code === undefined, ...(report.code === undefined ? {} : { code: report.code }), checks: report.checks }
 }
 
-const sha256 = (value: string) => hash('sha256', value, 'hex')
-
 function auditUnavailable (): GatewayError {
   return problem('audit_unavailable', 'The audit log cannot be written, so no action is performed; the operator must fix it.', { retryAfterS: 5 })
 }
 
-function policyCaller (caller: Caller): PolicyCaller {
+/** The caller as the policy sees it: with the whole verified payload for `when` conditions. */
+export function policyCaller (caller: Caller): PolicyCaller {
   return { sub: caller.sub, org: caller.org, roles: caller.roles, claims: caller.claims ?? {} }
 }
 

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Policy } from '../policy/index.js'
+import { policyCaller } from '../actions/pipeline.js'
 import { problemResponses } from '../schemas.js'
 
 const Me = Type.Object({
@@ -22,7 +23,7 @@ export const meRoute: FastifyPluginAsyncTypebox<{ policy: () => Policy }> = asyn
     }
   }, async (request) => {
     const caller = await fastify.authenticate(request)
-    const actions = policy().allowedActions({ sub: caller.sub, org: caller.org, roles: caller.roles, claims: caller.claims ?? {} })
+    const actions = policy().allowedActions(policyCaller(caller))
     return { sub: caller.sub, org: caller.org, roles: caller.roles, actions }
   })
 }
