@@ -1,17 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { LogController } from 'fastify'
+import Fastify, { LogController, type FastifyRequest } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Dispatcher } from 'undici'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { actionPipeline } from './actions/pipeline.js'
-import { batchRoute } from './actions/batch.js'
-import { roomJoin } from './actions/room-join.js'
-import { roomMembersRead } from './actions/room-members-read.js'
-import { roomPromote } from './actions/room-promote.js'
-import { roomRemove } from './actions/room-remove.js'
-import { userRead } from './actions/user-read.js'
-import type { ActionContext } from './actions/action.js'
+import { CATALOG } from './actions/catalog.js'
+import { actionRoutes, actionOfPath } from './actions/routes.js'
+import { resultRecord } from './audit/fields.js'
 import { createAuditLog } from './audit/log.js'
 import authPlugin from './auth/plugin.js'
 import type { JwksTiming } from './auth/jwks.js'
@@ -25,8 +20,9 @@ import { startupSummary } from './startup-summary.js'
 import openapi from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { meRoute } from './routes/me.js'
-import { MATRIX_FORMATS } from './schemas.js'
+import { AJV_OPTIONS } from './schemas.js'
 import { implicitPolicy, loadPolicyFile, type Policy } from './policy/index.js'
+import type { TrackedSynapse } from './synapse/calls.js'
 import { createSynapseClient } from './synapse/client.js'
 import { createRoomDirectory, type RoomDirectoryOptions } from './synapse/rooms.js'
 import { createSharedState } from './state/shared.js'
@@ -42,9 +38,6 @@ declare module 'fastify' {
     stopAudit: () => void
   }
 }
-
-/** Every action the gateway offers: one module each (src/actions/). */
-export const ACTIONS = [roomJoin, roomRemove, roomMembersRead, userRead, roomPromote]
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -89,13 +82,12 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     // Our own 503 (problem+json, audited) for requests that arrive while shutting down.
     return503OnClosing: false,
     clientErrorHandler: answerClientError,
-    ajv: {
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, formats: MATRIX_FORMATS }
-    },
+    ajv: { customOptions: AJV_OPTIONS },
     frameworkErrors: (error, request, reply) => {
       // URLs too broken to route still count as attempts when they aim at an action route.
-      if (request.url.startsWith('/v1/rooms/') || request.url.startsWith('/v1/users/')) {
-        reply.raw.once('finish', () => { auditUnroutable(request.id, request.method, request.ip, reply.statusCode) })
+      const action = actionOfPath(CATALOG, request.method, request.url)
+      if (action !== undefined) {
+        reply.raw.once('finish', () => { auditUnroutable(request, action, reply.statusCode, reply.elapsedTime) })
       }
       request.log.debug({ code: error.code }, 'malformed request')
       reply.header('x-request-id', request.id)
@@ -132,7 +124,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     if (closing) reply.header('connection', 'close')
     done(null, payload)
   })
-  let auditUnroutable = (_id: string, _method: string, _ip: string, _status: number): void => {}
+  let auditUnroutable = (_request: FastifyRequest, _action: string, _status: number, _durationMs: number): void => {}
   let ready = false
   const circuitStates = { closed: 0, open: 1, half_open: 2 } as const
   const metrics = createMetrics({
@@ -167,7 +159,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
       else logger.warn({ synapse_url: config.synapse.url }, 'Synapse cannot be reached: check SYNAPSE_URL and that Synapse is running')
     }
   })
-  const rooms = createRoomDirectory(synapse, options.roomFacts)
+  const rooms = createRoomDirectory(options.roomFacts)
   const state = createSharedState({
     redisUrl: config.redisUrl,
     idempotencyTtlS: config.idempotencyTtlS,
@@ -198,9 +190,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   fastify.decorate('stopAudit', () => { audit.stop({ version, config_fingerprint: fingerprint, pid: process.pid }) })
 
   let adminUserId: string | undefined
-  const adminAccount = async (read: ActionContext['read']): Promise<string> => {
+  const adminAccount = async (tracked: TrackedSynapse): Promise<string> => {
     if (adminUserId !== undefined) return adminUserId
-    const response = await read('whoami', synapse.whoami())
+    const response = await tracked.whoami()
     const userId = (response.json as { user_id?: unknown } | undefined)?.user_id
     if (response.status !== 200 || typeof userId !== 'string') {
       throw problem('upstream_error', 'Synapse did not say which account the admin token belongs to (whoami).')
@@ -209,8 +201,18 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     return userId
   }
 
-  auditUnroutable = (requestId, method, ip, status) => {
-    audit.result(requestId, { action: 'unknown', outcome: 'invalid', status, code: 'invalid_request', actor: null, target: { room: null, user_id: null }, client: { ip, user_agent: null }, detail: `${method} with a malformed URL` })
+  // Refused before routing: the route the path names, and the fields of any result record.
+  auditUnroutable = (request, action, status, durationMs) => {
+    audit.result(request.id, resultRecord({
+      action,
+      outcome: 'invalid',
+      status,
+      code: 'invalid_request',
+      actor: null,
+      origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
+      fields: { target: { room: null, user_id: null }, detail: `${request.method} with a malformed URL` },
+      durationMs
+    }))
   }
   fastify.addHook('onClose', async () => {
     await state.close()
@@ -227,8 +229,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
   await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
   await fastify.register(meRoute, { policy: () => policy })
-  await fastify.register(batchRoute, { config, audit, state })
-  await fastify.register(actionPipeline, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: ACTIONS, adminUserId: adminAccount })
+  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount })
   if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
 
   return fastify

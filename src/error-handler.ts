@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { DETAILS, GatewayError, PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
 
@@ -14,8 +14,19 @@ declare module 'fastify' {
 
 type ForeignError = FastifyError & { name?: string }
 
-/** Which body field failed validation decides between invalid_user_id and invalid_body. */
-function fromValidation (error: ForeignError): GatewayError {
+/** The fields a body schema takes (an optional body is a union with null). */
+function bodyFields (schema: unknown): string[] {
+  const candidates = [schema, ...((schema as { anyOf?: unknown[] } | undefined)?.anyOf ?? [])]
+  const fields = candidates.flatMap((candidate) => Object.keys((candidate as { properties?: object } | undefined)?.properties ?? {}))
+  return [...new Set(fields)]
+}
+
+/**
+ * Which part and field failed validation decides the code: a `:userId` path parameter or a body
+ * `user_id` is invalid_user_id, another path parameter invalid_room, the rest invalid_body.
+ * `body`: the route's body schema, to name the fields it takes.
+ */
+function fromValidation (error: ForeignError, body?: unknown): GatewayError {
   const first = error.validation?.[0]
   if (error.validationContext === 'params') {
     if (first?.instancePath === '/userId') return problem('invalid_user_id', DETAILS.invalid_user_id)
@@ -32,15 +43,16 @@ function fromValidation (error: ForeignError): GatewayError {
   }
   if (first?.keyword === 'additionalProperties') {
     const field = String((first.params as { additionalProperty?: unknown }).additionalProperty).slice(0, 64)
-    return problem('invalid_body', `Unknown field "${field}": the body takes only user_id and reason.`)
+    const known = bodyFields(body)
+    return problem('invalid_body', `Unknown field "${field}"${known.length === 0 ? '' : `: the body takes only ${known.join(' and ')}`}.`)
   }
   return problem('invalid_body', DETAILS.invalid_body)
 }
 
 /** Turns anything thrown inside the app, Fastify's and plugins' errors included, into our problem. */
-export function toGatewayError (error: ForeignError): GatewayError {
+export function toGatewayError (error: ForeignError, bodySchema?: unknown): GatewayError {
   if (error instanceof GatewayError) return error
-  if (error.validation !== undefined) return fromValidation(error)
+  if (error.validation !== undefined) return fromValidation(error, bodySchema)
   const code = error.code ?? ''
   // app.authenticate names the failed check itself; a verifier error reaching here is still a 401.
   if (code.startsWith('FST_JWT_') || code.startsWith('FAST_JWT_') || error.name === 'TokenError') {
@@ -65,6 +77,15 @@ export function toGatewayError (error: ForeignError): GatewayError {
     return problem('invalid_request', 'The request is malformed.')
   }
   return problem('internal_error', 'An unexpected error occurred; the request ID helps the operator find it in the logs.')
+}
+
+/** The problems the operator must see in the service log: bugs, and a rejected admin token. */
+export function logProblem (log: FastifyBaseLogger, error: unknown, gatewayError: GatewayError): void {
+  if (gatewayError.problem === 'internal_error') {
+    log.error({ err: error }, 'unexpected error')
+  } else if (gatewayError.problem === 'upstream_auth_failed') {
+    log.error('Synapse rejected the admin token: set SYNAPSE_ADMIN_TOKEN to a valid server admin token')
+  }
 }
 
 export function sendProblem (reply: FastifyReply, error: GatewayError): FastifyReply {
@@ -97,12 +118,8 @@ export function answerClientError (error: Error & { code?: string }, socket: Dup
 async function errorHandler (fastify: FastifyInstance): Promise<void> {
   fastify.decorateRequest('gatewayError', undefined)
   fastify.setErrorHandler(function handle (error: ForeignError, request: FastifyRequest, reply: FastifyReply) {
-    const gatewayError = toGatewayError(error)
-    if (gatewayError.problem === 'internal_error') {
-      request.log.error({ err: error }, 'unexpected error')
-    } else if (gatewayError.problem === 'upstream_auth_failed') {
-      request.log.error('Synapse rejected the admin token: set SYNAPSE_ADMIN_TOKEN to a valid server admin token')
-    }
+    const gatewayError = toGatewayError(error, request.routeOptions.schema?.body)
+    logProblem(request.log, error, gatewayError)
     return sendProblem(reply, gatewayError)
   })
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { ACTION_NAMES } from './actions/catalog.js'
 import type { Outcome } from './errors.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -18,7 +19,7 @@ export interface MetricSources {
 }
 
 /** Action names and outcomes known in advance: their counters exist at zero (with code "none") from the start. */
-export const KNOWN_ACTIONS = ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read'] as const
+export const KNOWN_ACTIONS = ACTION_NAMES
 const OUTCOMES: Outcome[] = ['success', 'denied', 'invalid', 'failed', 'unknown']
 
 /**

@@ -8,6 +8,9 @@ export const MATRIX_FORMATS = {
   'matrix-room-id-or-alias': isRoomIdOrAlias
 }
 
+/** How every request is validated: nothing removed, coerced or defaulted; the Matrix formats. */
+export const AJV_OPTIONS = { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, formats: MATRIX_FORMATS } as const
+
 export const RoomParams = Type.Object({
   roomIdOrAlias: Type.String({
     format: 'matrix-room-id-or-alias',

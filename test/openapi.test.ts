@@ -12,7 +12,7 @@ import { generateOpenApiYaml } from '../dev/openapi.js'
 import { ACTION_PROBLEMS } from '../src/schemas.js'
 import { PROBLEMS } from '../src/errors.js'
 import { completeDocument } from '../src/routes/docs.js'
-import { ACTIONS } from '../src/app.js'
+import { CATALOG as ACTIONS } from '../src/actions/catalog.js'
 import { startHarness } from './helpers/harness.js'
 
 const committed = readFileSync(new URL('../openapi.yaml', import.meta.url), 'utf8')

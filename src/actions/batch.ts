@@ -1,48 +1,19 @@
-import { randomBytes } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { auditActor, idempotencyKeyField } from '../audit/fields.js'
+import { resultRecord } from '../audit/fields.js'
 import type { AuditLog } from '../audit/log.js'
 import type { Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
-import { problem } from '../errors.js'
+import { problem, problemBody } from '../errors.js'
+import { logProblem, toGatewayError } from '../error-handler.js'
 import { DryRunQuery, problemResponses } from '../schemas.js'
 import type { SharedState } from '../state/shared.js'
+import type { ActionDefinition } from './action.js'
+import { newAttempt } from './attempt.js'
 import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
-
-const BatchItem = Type.Object({
-  action: Type.Union([Type.Literal('room.join'), Type.Literal('room.remove')]),
-  room: Type.String({ minLength: 1, maxLength: 1024, description: 'A room ID or alias, as on the single routes (not percent-encoded here).' }),
-  user_id: Type.String({ minLength: 1, maxLength: 1024 }),
-  reason: Type.Optional(Type.String())
-}, { additionalProperties: false })
-
-const BatchBody = Type.Object({ items: Type.Array(BatchItem, { minItems: 1, maxItems: 10_000 }) }, { additionalProperties: false })
-
-const BatchResult = Type.Object({
-  results: Type.Array(Type.Object({
-    index: Type.Integer(),
-    status: Type.Integer(),
-    body: Type.Unknown({ description: 'The item\'s own answer: the action\'s success body, a dry-run report, or a problem.' })
-  }))
-})
-
-/**
- * Marks the requests a batch makes for its items, so their audit records carry `batch`. A random
- * secret per process: a caller cannot forge it to pass its own requests off as batch items.
- */
-export const BATCH_HEADER = 'x-gateway-batch-item'
-const secret = randomBytes(16).toString('hex')
-
-/** The batch an item request belongs to, when it was made by this process's batch route. */
-export function batchItemOf (request: FastifyRequest): { id: string, index: number } | undefined {
-  const value = request.headers[BATCH_HEADER]
-  if (typeof value !== 'string') return undefined
-  const [sent, id, index] = value.split(' ')
-  if (sent !== secret || id === undefined || index === undefined) return undefined
-  return { id, index: Number(index) }
-}
+import { successOutcome, type Pipeline } from './pipeline.js'
+import type { createActionValidators } from './validation.js'
 
 /** What the batch request itself did, for its own `result` record. */
 interface BatchRun {
@@ -57,32 +28,94 @@ declare module 'fastify' {
   }
 }
 
-export interface BatchOptions { config: Config, audit: AuditLog, state: SharedState }
+export interface BatchOptions {
+  config: Config
+  audit: AuditLog
+  state: SharedState
+  pipeline: Pipeline
+  actions: readonly ActionDefinition[]
+  validate: ReturnType<typeof createActionValidators>['validate']
+}
+
+interface Item { action: string, room?: string, user_id?: string, reason?: string, [field: string]: unknown }
+
+/** An item as its single route would receive it: `room` and `user_id` in the path where the route has them, the rest in the body. */
+function inputOf (action: ActionDefinition, item: Item): { params: Record<string, unknown>, body: Record<string, unknown> | null } {
+  const { action: _name, room, user_id: userId, ...rest } = item
+  const params: Record<string, unknown> = {}
+  if (action.url.includes(':roomIdOrAlias') && room !== undefined) params.roomIdOrAlias = room
+  const userInPath = action.url.includes(':userId')
+  if (userInPath && userId !== undefined) params.userId = userId
+  const body: Record<string, unknown> = { ...(userInPath || userId === undefined ? {} : { user_id: userId }), ...rest }
+  // No body field: no body, as a single route without one (an optional body is then fine, a required one is not).
+  return { params, body: Object.keys(body).length === 0 ? null : body }
+}
 
 /**
  * POST /v1/batch: each item goes through the very same pipeline as its single route (limits,
- * token, policy, checks, audit), as a request of its own, at most BATCH_CONCURRENCY at a time.
+ * policy, validation by the route's own schemas, checks, audit), at most BATCH_CONCURRENCY at a time.
  */
-export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastify, { config, audit, state }) => {
+export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastify, { config, audit, state, pipeline, actions, validate }) => {
+  const acting = actions.filter((action) => action.acting)
+  const byName = new Map(acting.map((action) => [action.name, action]))
+  const BatchItem = Type.Object({
+    action: Type.Union(acting.map((action) => Type.Literal(action.name)), { description: 'Any acting action of the catalog.' }),
+    room: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'A room ID or alias, as on the single routes (not percent-encoded here), for actions on a room.' })),
+    user_id: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'The target user, for actions on a user.' })),
+    reason: Type.Optional(Type.String())
+  }, { additionalProperties: true, description: 'The action, its room and user, and the fields of its single route\'s body.' })
+  const BatchBody = Type.Object({ items: Type.Array(BatchItem, { minItems: 1, maxItems: 10_000 }) }, { additionalProperties: false })
+  const BatchResult = Type.Object({
+    results: Type.Array(Type.Object({
+      index: Type.Integer(),
+      status: Type.Integer(),
+      body: Type.Unknown({ description: 'The item\'s own answer: the action\'s success body, a dry-run report, or a problem.' })
+    }))
+  })
+
+  /** One item: its own limits, policy, validation, checks, audit records and answer. */
+  async function runItem (request: FastifyRequest, caller: Caller, item: Item, index: number, dryRun: boolean): Promise<{ index: number, status: number, body: unknown }> {
+    const started = performance.now()
+    const action = byName.get(item.action) as ActionDefinition
+    const attempt = newAttempt(action.name, { id: request.id, index })
+    const input = inputOf(action, item)
+    const origin = { id: request.id, ip: request.ip, userAgent: request.headers['user-agent'] }
+    try {
+      await pipeline.admit(request, attempt, action, caller)
+      const invalid = validate(action, 'params', input.params) ?? (action.body === undefined ? undefined : validate(action, 'body', input.body))
+      if (invalid !== undefined) throw invalid
+      const body = await pipeline.perform(request.id, request.log, attempt, action, { ...input, dryRun })
+      pipeline.finish(attempt, origin, 200, undefined, successOutcome(attempt), performance.now() - started)
+      return { index, status: 200, body }
+    } catch (thrown) {
+      const error = toGatewayError(thrown as Parameters<typeof toGatewayError>[0], action.body)
+      logProblem(request.log, thrown, error)
+      attempt.target ??= { room: item.room, userId: item.user_id }
+      const status = error.statusCode as number
+      pipeline.finish(attempt, origin, status, error, error.outcome, performance.now() - started)
+      return { index, status, body: problemBody(error, request.id) }
+    }
+  }
+
   fastify.decorateRequest('batchRun', null)
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const error = request.gatewayError
     const run = request.batchRun
-    const actor = run?.actor ?? null
-    audit.result(request.id, {
+    audit.result(request.id, resultRecord({
       action: 'batch',
       outcome: run?.replayed === true ? replayedOutcome(reply.statusCode, String(payload)) : error === undefined ? 'success' : error.outcome,
       status: reply.statusCode,
-      ...(error === undefined ? {} : { code: error.problem }),
-      actor: auditActor(actor),
-      items: (request.body as { items?: unknown[] } | undefined)?.items?.length ?? null,
-      client: { ip: request.ip, user_agent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'].slice(0, 512) : null },
-      ...(run?.replayed === true ? { replayed: true } : {}),
-      ...((request.query as { dry_run?: string } | undefined)?.dry_run === 'true' ? { dry_run: true } : {}),
-      // Only its SHA-256: the raw key is a bearer of the stored answer.
-      ...idempotencyKeyField(request.headers['idempotency-key']),
-      duration_ms: Math.round(reply.elapsedTime * 10) / 10
-    })
+      code: error?.problem,
+      actor: run?.actor ?? null,
+      // Only the Idempotency-Key's SHA-256: the raw key is a bearer of the stored answer.
+      origin: { ip: request.ip, userAgent: request.headers['user-agent'], idempotencyKey: request.headers['idempotency-key'] },
+      fields: {
+        items: (request.body as { items?: unknown[] } | undefined)?.items?.length ?? null,
+        ...(run?.replayed === true ? { replayed: true } : {}),
+        ...((request.query as { dry_run?: string } | undefined)?.dry_run === 'true' ? { dry_run: true } : {})
+      },
+      durationMs: reply.elapsedTime
+    }))
     const claim = run?.idempotency
     if (claim === undefined) {
       done(null, payload)
@@ -97,8 +130,8 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
     schema: {
       tags: ['rooms'],
       operationId: 'runBatch',
-      summary: 'Join or remove users in many rooms at once',
-      description: 'Each item goes through the same policy, checks, rate limit and audit as its single route; the answer lists each item\'s own status and body, in the order sent. `?dry_run=true` applies to every item; an Idempotency-Key covers the whole batch.',
+      summary: 'Run many acting actions at once',
+      description: `Items are \`{"action", "room"?, "user_id"?, "reason"?, …the action's body fields}\` for any acting action (${acting.map((action) => `\`${action.name}\``).join(', ')}). Each item goes through the same policy, checks, rate limit and audit as its single route; the answer lists each item's own status and body, in the order sent. \`?dry_run=true\` applies to every item; an Idempotency-Key covers the whole batch.`,
       security: [{ bearerAuth: [] }],
       querystring: DryRunQuery,
       body: BatchBody,
@@ -111,7 +144,8 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
     const caller = await fastify.authenticate(request)
     const run: BatchRun = { actor: caller, idempotency: undefined, replayed: false }
     request.batchRun = run
-    const { items } = request.body
+    request.caller = caller
+    const items = request.body.items as Item[]
     if (items.length > config.batchMaxItems) {
       throw problem('batch_too_large', `A batch takes at most ${config.batchMaxItems} items (BATCH_MAX_ITEMS); split it.`)
     }
@@ -120,33 +154,13 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
       run.idempotency = await claimKey(state.idempotency, request, reply, caller.sub, key, () => { run.replayed = true })
       if (run.idempotency === undefined) return reply
     }
-    const query = request.query.dry_run === 'true' ? '?dry_run=true' : ''
+    const dryRun = request.query.dry_run === 'true'
     const results: Array<{ index: number, status: number, body: unknown }> = new Array(items.length)
     let next = 0
     const worker = async () => {
       while (next < items.length) {
         const index = next++
-        const item = items[index] as (typeof items)[number]
-        const room = encodeURIComponent(item.room)
-        const body = item.action === 'room.join'
-          ? { user_id: item.user_id, ...(item.reason === undefined ? {} : { reason: item.reason }) }
-          : (item.reason === undefined ? undefined : { reason: item.reason })
-        const response = await fastify.inject({
-          method: item.action === 'room.join' ? 'POST' : 'DELETE',
-          url: item.action === 'room.join' ? `/v1/rooms/${room}/members${query}` : `/v1/rooms/${room}/members/${encodeURIComponent(item.user_id)}${query}`,
-          remoteAddress: request.ip,
-          headers: {
-            authorization: request.headers.authorization as string,
-            'x-request-id': request.id,
-            [BATCH_HEADER]: `${secret} ${request.id} ${index}`,
-            ...(request.headers['user-agent'] === undefined ? {} : { 'user-agent': request.headers['user-agent'] }),
-            ...(body === undefined ? {} : { 'content-type': 'application/json' })
-          },
-          ...(body === undefined ? {} : { payload: JSON.stringify(body) })
-        })
-        let parsed: unknown
-        try { parsed = response.json() } catch { parsed = response.body }
-        results[index] = { index, status: response.statusCode, body: parsed }
+        results[index] = await runItem(request, caller, items[index] as Item, index, dryRun)
       }
     }
     await Promise.all(Array.from({ length: Math.min(config.batchConcurrency, items.length) }, worker))

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { RoomParams } from '../schemas.js'
 import { roomMembers } from '../synapse/answers.js'
-import type { ActionDefinition } from './action.js'
+import { defineAction } from './action.js'
 
 const MembersResult = Type.Object({
   room_id: Type.String(),
@@ -10,7 +10,7 @@ const MembersResult = Type.Object({
 })
 
 /** room.members.read: Synapse's admin members list (it refuses aliases, so they are resolved first). */
-export const roomMembersRead: ActionDefinition<typeof RoomParams> = {
+export const roomMembersRead = defineAction({
   name: 'room.members.read',
   method: 'GET',
   url: '/v1/rooms/:roomIdOrAlias/members',
@@ -21,11 +21,10 @@ export const roomMembersRead: ActionDefinition<typeof RoomParams> = {
   params: RoomParams,
   result: MembersResult,
   problems: ['invalid_room', 'room_not_local', 'room_not_found'],
-  target: ({ params }) => ({ room: (params as { roomIdOrAlias?: string }).roomIdOrAlias }),
 
   async run (context, { room }) {
     const roomId = (room as NonNullable<typeof room>).id
-    const members = roomMembers(await context.read('room_members', context.synapse.roomMembers(roomId)))
+    const members = roomMembers(await context.synapse.roomMembers(roomId))
     return { room_id: roomId, members, total: members.length }
   }
-}
+})

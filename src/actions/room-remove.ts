@@ -1,9 +1,9 @@
 import { problem } from '../errors.js'
 import { RemoveBody, RoomUserParams } from '../schemas.js'
 import { Type } from '@sinclair/typebox'
-import { kickAnswer, roomDetails } from '../synapse/answers.js'
-import type { ActionContext, ActionDefinition, DryRunCheck } from './action.js'
-import { lookUpUser, userCheck, roomCheck } from './checks.js'
+import { kickAnswer, roomKnown } from '../synapse/answers.js'
+import { defineAction } from './action.js'
+import { roomExists, userExists } from './checks.js'
 
 const RemoveResult = Type.Object({
   room_id: Type.String(),
@@ -17,7 +17,7 @@ const RemoveResult = Type.Object({
  * admin account. Synapse answers "The target user is not in the room" for an absent user and for
  * an unknown room alike; the room's details tell the two apart.
  */
-export const roomRemove: ActionDefinition<typeof RoomUserParams, typeof RemoveBody> = {
+export const roomRemove = defineAction({
   name: 'room.remove',
   method: 'DELETE',
   url: '/v1/rooms/:roomIdOrAlias/members/:userId',
@@ -30,66 +30,72 @@ export const roomRemove: ActionDefinition<typeof RoomUserParams, typeof RemoveBo
   result: RemoveResult,
   problems: ['invalid_body', 'invalid_user_id', 'invalid_room', 'user_not_local', 'room_not_local', 'reason_required', 'protected_target', 'admin_not_in_room',
     'admin_cannot_kick', 'synapse_forbidden', 'room_not_found', 'user_not_found', 'payload_too_large', 'unsupported_media_type'],
-  target: ({ params }) => {
-    const { roomIdOrAlias, userId } = params as { roomIdOrAlias?: string, userId?: string }
-    return { room: roomIdOrAlias, userId }
-  },
+  checks: [
+    {
+      name: 'not_protected',
+      by: 'gateway',
+      fails: ['protected_target'],
+      async check (context, { userId }) {
+        if (userId !== await context.adminUserId()) return { ok: true, detail: 'The user is not the gateway\'s own admin account.' }
+        return {
+          ok: false,
+          code: 'protected_target',
+          detail: 'The user is the gateway\'s own admin account, which is never removed.',
+          refusal: 'The gateway\'s own admin account cannot be removed: it would lose its place in the room.'
+        }
+      }
+    },
+    userExists({ refuseDeactivated: false }),
+    roomExists,
+    {
+      // Synapse checks the target before the sender: an absent or banned user is "done" whatever the admin's place.
+      name: 'user_in_room',
+      by: 'synapse',
+      fails: [],
+      async check (context, { roomId, userId }) {
+        const membership = (await context.facts.room(roomId)).membership(userId)
+        if (membership !== 'join' && membership !== 'invite') {
+          return { ok: true, done: true, detail: `The user is not in the room (${membership ?? 'never joined'}): nothing would change.` }
+        }
+        return { ok: true, detail: `The user's membership is ${membership}.` }
+      }
+    },
+    {
+      name: 'admin_in_room',
+      by: 'synapse',
+      fails: ['admin_not_in_room'],
+      async check (context, { roomId }) {
+        if ((await context.facts.room(roomId)).membership(await context.adminUserId()) !== 'join') {
+          return { ok: false, code: 'admin_not_in_room', detail: 'The gateway\'s admin account is not in the room.' }
+        }
+        return { ok: true, detail: 'The gateway\'s admin account is in the room.' }
+      }
+    },
+    {
+      name: 'admin_can_kick',
+      by: 'synapse',
+      fails: ['admin_cannot_kick'],
+      async check (context, { roomId, userId }) {
+        const state = await context.facts.room(roomId)
+        const adminLevel = state.powerLevel(await context.adminUserId())
+        const userLevel = state.powerLevel(userId)
+        if (adminLevel < state.levels.kick || userLevel >= adminLevel) {
+          return { ok: false, code: 'admin_cannot_kick', detail: `The admin account's power level ${adminLevel} must reach the kick level ${state.levels.kick} and exceed the user's ${userLevel}.` }
+        }
+        return { ok: true, detail: `The admin account's power level ${adminLevel} may kick a user at ${userLevel}.` }
+      }
+    }
+  ],
 
   async run (context, { room, userId, reason }) {
     const user = userId as string
     const roomId = (room as NonNullable<typeof room>).id
-    await refuseOwnAccount(context, user)
-    await lookUpUser(context, user)
-    const answer = kickAnswer(await context.act('kick', context.synapse.kick(roomId, user, reason)))
+    const answer = kickAnswer(await context.synapse.kick(roomId, user, reason))
     if (answer === 'removed') return { room_id: roomId, user_id: user, membership: 'leave', changed: true }
     if (answer === 'banned') return { room_id: roomId, user_id: user, membership: 'ban', changed: false }
-    if (roomDetails(await context.read('room_details', context.synapse.roomDetails(roomId))) === undefined) {
+    if (!roomKnown(await context.synapse.roomDetails(roomId))) {
       throw problem('room_not_found', 'Synapse does not know this room: check the room ID or alias.')
     }
     return { room_id: roomId, user_id: user, membership: 'leave', changed: false }
-  },
-
-  async dryRun (context, { room, userId }) {
-    const checks: DryRunCheck[] = []
-    const user = userId as string
-    const roomId = (room as NonNullable<typeof room>).id
-    // A prediction like the others (200, would_succeed false), not the real call's 403.
-    if (user === await context.adminUserId()) {
-      checks.push({ name: 'not_protected', ok: false, detail: 'The user is the gateway\'s own admin account, which is never removed.' })
-      return { checks, code: 'protected_target' }
-    }
-    checks.push({ name: 'not_protected', ok: true, detail: 'The user is not the gateway\'s own admin account.' })
-    const userProblem = await userCheck(context, user, checks, { refuseDeactivated: false })
-    if (userProblem !== undefined) return { checks, code: userProblem }
-    const state = await roomCheck(context, roomId, checks)
-    if (state === undefined) return { checks, code: 'room_not_found' }
-    // Synapse checks the target before the sender: an absent or banned user is "done" whatever the admin's place.
-    const membership = state.membership(user)
-    if (membership !== 'join' && membership !== 'invite') {
-      checks.push({ name: 'user_in_room', ok: true, detail: `The user is not in the room (${membership ?? 'never joined'}): nothing would change.` })
-      return { checks }
-    }
-    checks.push({ name: 'user_in_room', ok: true, detail: `The user's membership is ${membership}.` })
-    const admin = await context.adminUserId()
-    if (state.membership(admin) !== 'join') {
-      checks.push({ name: 'admin_in_room', ok: false, detail: 'The gateway\'s admin account is not in the room.' })
-      return { checks, code: 'admin_not_in_room' }
-    }
-    checks.push({ name: 'admin_in_room', ok: true, detail: 'The gateway\'s admin account is in the room.' })
-    const adminLevel = state.powerLevel(admin)
-    const userLevel = state.powerLevel(user)
-    if (adminLevel < state.levels.kick || userLevel >= adminLevel) {
-      checks.push({ name: 'admin_can_kick', ok: false, detail: `The admin account's power level ${adminLevel} must reach the kick level ${state.levels.kick} and exceed the user's ${userLevel}.` })
-      return { checks, code: 'admin_cannot_kick' }
-    }
-    checks.push({ name: 'admin_can_kick', ok: true, detail: `The admin account's power level ${adminLevel} may kick a user at ${userLevel}.` })
-    return { checks }
   }
-}
-
-/** The gateway would lose its own place in the room. */
-async function refuseOwnAccount (context: ActionContext, userId: string): Promise<void> {
-  if (userId === await context.adminUserId()) {
-    throw problem('protected_target', 'The gateway\'s own admin account cannot be removed: it would lose its place in the room.')
-  }
-}
+})

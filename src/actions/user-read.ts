@@ -1,8 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { UserParams } from '../schemas.js'
 import { joinedRooms } from '../synapse/answers.js'
-import type { ActionDefinition } from './action.js'
-import { lookUpUser } from './checks.js'
+import { defineAction } from './action.js'
 
 /** Only what triage needs: never password hashes, third-party IDs, external IDs or sessions. */
 const UserView = Type.Object({
@@ -16,7 +15,7 @@ const UserView = Type.Object({
 }, { additionalProperties: false })
 
 /** user.read: the user lookup (joined_rooms alone answers 200 even for unknown users), then their rooms. */
-export const userRead: ActionDefinition<typeof UserParams> = {
+export const userRead = defineAction({
   name: 'user.read',
   method: 'GET',
   url: '/v1/users/:userId',
@@ -27,12 +26,11 @@ export const userRead: ActionDefinition<typeof UserParams> = {
   params: UserParams,
   result: UserView,
   problems: ['invalid_user_id', 'user_not_local', 'user_not_found'],
-  target: ({ params }) => ({ userId: (params as { userId?: string }).userId }),
 
   async run (context, { userId }) {
     const user = userId as string
-    const found = await lookUpUser(context, user)
-    const rooms = joinedRooms(await context.read('joined_rooms', context.synapse.joinedRooms(user)))
+    const found = await context.facts.user(user)
+    const rooms = joinedRooms(await context.synapse.joinedRooms(user))
     return {
       user_id: user,
       displayname: found.displayname,
@@ -43,4 +41,4 @@ export const userRead: ActionDefinition<typeof UserParams> = {
       rooms
     }
   }
-}
+})

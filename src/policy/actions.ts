@@ -1,15 +1,13 @@
-/** The actions the gateway performs, as the policy, the audit, metrics and /v1/me name them. */
-export const ACTIONS = ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read'] as const
-export type ActionName = typeof ACTIONS[number]
+import { actsOn } from '../actions/action.js'
+import { ACTION_NAMES, CATALOG, type ActionName } from '../actions/catalog.js'
+
+/** The actions the gateway performs, as the policy, the audit, metrics and /v1/me name them: the catalog's. */
+export const ACTIONS = ACTION_NAMES
+export type { ActionName }
 
 /** What each action acts on: a room, a target user, or both. A rule constraining what an action lacks never matches it. */
-export const ACTION_TARGETS: Readonly<Record<ActionName, { room: boolean, user: boolean }>> = {
-  'room.join': { room: true, user: true },
-  'room.remove': { room: true, user: true },
-  'room.members.read': { room: true, user: false },
-  'room.promote': { room: true, user: true },
-  'user.read': { room: false, user: true }
-}
+export const ACTION_TARGETS: Readonly<Record<ActionName, { room: boolean, user: boolean }>> =
+  Object.fromEntries(CATALOG.map((action) => [action.name, actsOn(action)])) as Record<ActionName, { room: boolean, user: boolean }>
 
 export function isAction (value: string): value is ActionName {
   return (ACTIONS as readonly string[]).includes(value)

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Policy } from '../policy/index.js'
-import { policyCaller } from '../actions/pipeline.js'
+import { policyCaller } from '../actions/decision.js'
 import { problemResponses } from '../schemas.js'
 
 const Me = Type.Object({

@@ -49,14 +49,14 @@ function commonProblem (response: SynapseResponse, outcomeIfUnclear: Outcome): G
 const isObject = (json: unknown): json is Record<string, unknown> => typeof json === 'object' && json !== null && !Array.isArray(json)
 
 /** `acting`: the call may have changed Synapse; then only a clear refusal (4xx) is a failure. */
-function unexpected (response: SynapseResponse, acting = false): GatewayError {
+export function unexpected (response: SynapseResponse, acting = false): GatewayError {
   const { errcode, error } = matrixError(response.json)
   const outcome: Outcome = acting && (response.status < 400 || response.status >= 500) ? 'unknown' : 'failed'
   return problem('upstream_error', `Synapse gave an unexpected answer (HTTP ${response.status}).${quote(error)}`, { matrixErrcode: errcode, outcome })
 }
 
 /** The checks every answer passes before it is read. An acting call's unclear answer may hide an action done. */
-function checked (response: SynapseResponse, acting: boolean): { errcode: string | undefined, error: string | undefined } {
+export function checked (response: SynapseResponse, acting: boolean): { errcode: string | undefined, error: string | undefined } {
   const common = commonProblem(response, acting ? 'unknown' : 'failed')
   if (common !== undefined) throw common
   return matrixError(response.json)
@@ -201,26 +201,12 @@ export function kickAnswer (response: SynapseResponse): KickAnswer {
   throw unexpected(response, true)
 }
 
-export interface RoomDetails {
-  canonicalAlias: string | null
-  joinRules: string | null
-  roomType: string | null
-  joinedLocalMembers: number | null
-}
-
-/** GET /_synapse/admin/v1/rooms/<id>: the room's details, or undefined when Synapse does not know it. */
-export function roomDetails (response: SynapseResponse): RoomDetails | undefined {
+/** GET /_synapse/admin/v1/rooms/<id>: whether Synapse knows the room (its details are not needed). */
+export function roomKnown (response: SynapseResponse): boolean {
   const { errcode } = checked(response, false)
-  if (response.status === 404 && errcode === 'M_NOT_FOUND') return undefined
+  if (response.status === 404 && errcode === 'M_NOT_FOUND') return false
   if (response.status !== 200) throw unexpected(response)
-  const body = response.json as Record<string, unknown>
-  const text = (value: unknown) => typeof value === 'string' ? value : null
-  return {
-    canonicalAlias: text(body.canonical_alias),
-    joinRules: text(body.join_rules),
-    roomType: text(body.room_type),
-    joinedLocalMembers: typeof body.joined_local_members === 'number' ? body.joined_local_members : null
-  }
+  return true
 }
 
 export interface StateEvent { type: string, state_key: string, content: Record<string, unknown> }

@@ -84,15 +84,30 @@ export interface SynapseClientOptions {
   onReachabilityChange?: (reachable: boolean) => void
 }
 
-/** Names of the calls, as metrics and audit entries label them. */
-export type CallName =
-  | 'user_lookup' | 'join' | 'directory' | 'whoami' | 'kick' | 'room_details' | 'room_state'
-  | 'room_members' | 'joined_rooms' | 'make_room_admin' | 'block_status' | 'readiness'
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE'
 
-/** `deadline`: performance.now() by which the whole request's Synapse work must be done. */
-type Call = (deadline?: number) => Promise<SynapseResponse>
+/**
+ * One Synapse call, declared: its name (as metrics and audit records label it) and whether it can
+ * change anything. Changing calls only leave through the tracked façade after their intent record
+ * (src/actions/facade.ts); `timeoutMs` replaces SYNAPSE_TIMEOUT_MS for a call known to be slow.
+ */
+export interface SynapseCall {
+  readonly name: string
+  readonly changes: boolean
+  readonly method: HttpMethod
+  readonly path: string
+  readonly body?: unknown
+  readonly timeoutMs?: number
+}
 
-const enc = encodeURIComponent
+/** A call that cannot change anything. */
+export const readCall = (name: string, path: string): SynapseCall => ({ name, changes: false, method: 'GET', path })
+
+/** A call that may change Synapse: the façade writes the intent record before it is sent. */
+export const changingCall = (name: string, method: Exclude<HttpMethod, 'GET'>, path: string, body?: unknown, options: { timeoutMs?: number } = {}): SynapseCall =>
+  ({ name, changes: true, method, path, ...(body === undefined ? {} : { body }), ...options })
+
+export type CallName = SynapseCall['name']
 
 /** 5xx answers that speak for one room or remote server (federation), not for Synapse's health. */
 function showsSynapseUnhealthy (response: SynapseResponse): boolean {
@@ -122,7 +137,7 @@ export function createSynapseClient (options: SynapseClientOptions) {
   }
 
   /** Guarded by the cap and the breaker; a connection that failed before sending is retried once. */
-  async function call (name: CallName, method: 'GET' | 'POST', path: string, body: unknown, deadline: number | undefined): Promise<SynapseResponse> {
+  async function perform ({ method, path, body }: SynapseCall, deadline: number | undefined): Promise<SynapseResponse> {
     let slot = guard.enter()
     if (slot instanceof Promise) slot = await slot
     if (typeof slot === 'string') throw new SynapseCallError(slot, false, 0, undefined)
@@ -143,7 +158,7 @@ export function createSynapseClient (options: SynapseClientOptions) {
     }
   }
 
-  async function send (method: 'GET' | 'POST', path: string, body: unknown, deadline = performance.now() + options.timeoutMs): Promise<SynapseResponse> {
+  async function send (method: HttpMethod, path: string, body: unknown, deadline = performance.now() + options.timeoutMs): Promise<SynapseResponse> {
     const started = performance.now()
     const elapsed = () => Math.round((performance.now() - started) * 10) / 10
     const remaining = Math.floor(deadline - started)
@@ -179,25 +194,9 @@ export function createSynapseClient (options: SynapseClientOptions) {
     }
   }
 
-  const get = (name: CallName, path: string): Call => async (deadline) => await call(name, 'GET', path, undefined, deadline)
-  const post = (name: CallName, path: string, body: unknown): Call => async (deadline) => await call(name, 'POST', path, body, deadline)
-
   return {
-    lookupUser: (userId: string) => get('user_lookup', `/_synapse/admin/v2/users/${enc(userId)}`),
-    /** By room ID; `servers` are the directory's hints for a remote room. */
-    join: (roomId: string, userId: string, servers: string[] = []) =>
-      post('join', `/_synapse/admin/v1/join/${enc(roomId)}${servers.length === 0 ? '' : `?${servers.map((server) => `server_name=${enc(server)}`).join('&')}`}`, { user_id: userId }),
-    resolveAlias: (alias: string) => get('directory', `/_matrix/client/v3/directory/room/${enc(alias)}`),
-    whoami: () => get('whoami', '/_matrix/client/v3/account/whoami'),
-    /** Synapse has no admin API to remove a member: a kick through the client API, as the admin account. */
-    kick: (roomId: string, userId: string, reason: string | undefined) =>
-      post('kick', `/_matrix/client/v3/rooms/${enc(roomId)}/kick`, reason === undefined ? { user_id: userId } : { user_id: userId, reason }),
-    roomDetails: (roomId: string) => get('room_details', `/_synapse/admin/v1/rooms/${enc(roomId)}`),
-    roomState: (roomId: string) => get('room_state', `/_synapse/admin/v1/rooms/${enc(roomId)}/state`),
-    roomMembers: (roomId: string) => get('room_members', `/_synapse/admin/v1/rooms/${enc(roomId)}/members`),
-    blockStatus: (roomId: string) => get('block_status', `/_synapse/admin/v1/rooms/${enc(roomId)}/block`),
-    joinedRooms: (userId: string) => get('joined_rooms', `/_synapse/admin/v1/users/${enc(userId)}/joined_rooms`),
-    makeRoomAdmin: (roomId: string, userId: string) => post('make_room_admin', `/_synapse/admin/v1/rooms/${enc(roomId)}/make_room_admin`, { user_id: userId }),
+    /** Sends a declared call, guarded; actions reach it only through their tracked façade. */
+    perform,
     /** Readiness probes bypass the cap and the breaker: they report Synapse, not our own load. */
     probe: async (path: string, timeoutMs: number) => await send('GET', path, undefined, performance.now() + timeoutMs),
     get retryAfterS () { return guard.retryAfterS },

@@ -1,6 +1,6 @@
 import { problem } from '../errors.js'
 import { resolvedAlias, roomState, type StateEvent } from './answers.js'
-import type { CallName, SynapseClient, SynapseResponse } from './client.js'
+import type { TrackedSynapse } from './calls.js'
 
 export interface ResolvedRoom {
   id: string
@@ -9,8 +9,6 @@ export interface ResolvedRoom {
   /** Servers the directory named, for joining a remote room by ID. */
   servers: string[]
 }
-
-type Read = (name: CallName, send: (deadline: number) => Promise<SynapseResponse>) => Promise<SynapseResponse>
 
 /** A small map with expiry and a size bound: the oldest entries go first. No timer per entry. */
 class ExpiringCache<V> {
@@ -46,18 +44,18 @@ export interface RoomDirectoryOptions {
  * Resolves what callers name to room IDs, and remembers the room facts the policy decides on
  * (canonical alias, the children of spaces) for at most a minute, bounded in memory.
  */
-export function createRoomDirectory (synapse: SynapseClient, options: RoomDirectoryOptions = {}) {
+export function createRoomDirectory (options: RoomDirectoryOptions = {}) {
   const ttlMs = Math.min(options.ttlMs ?? 60_000, 60_000)
   const maxEntries = options.maxEntries ?? 10_000
   const aliases = new ExpiringCache<{ roomId: string, servers: string[] }>(ttlMs, maxEntries)
   const published = new ExpiringCache<PublishedAliases>(ttlMs, maxEntries)
   const children = new ExpiringCache<Set<string>>(ttlMs, Math.min(maxEntries, 1000))
 
-  async function resolve (named: string, read: Read): Promise<ResolvedRoom> {
+  async function resolve (named: string, synapse: TrackedSynapse): Promise<ResolvedRoom> {
     if (named.startsWith('!')) return { id: named, alias: null, servers: [] }
     let entry = aliases.get(named)
     if (entry === undefined) {
-      entry = resolvedAlias(await read('directory', synapse.resolveAlias(named)))
+      entry = resolvedAlias(await synapse.resolveAlias(named))
       aliases.set(named, entry)
     }
     return { id: entry.roomId, alias: named, servers: entry.servers }
@@ -67,10 +65,10 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
    * The aliases the room publishes (m.room.canonical_alias: `alias` and `alt_aliases`, which only
    * the room's own admins can set), from one read of its state; none for a room unknown to Synapse.
    */
-  async function publishedAliases (roomId: string, read: Read): Promise<PublishedAliases> {
+  async function publishedAliases (roomId: string, synapse: TrackedSynapse): Promise<PublishedAliases> {
     const known = published.get(roomId)
     if (known !== undefined) return known
-    const event = (roomState(await read('room_state', synapse.roomState(roomId))) ?? [])
+    const event = (roomState(await synapse.roomState(roomId)) ?? [])
       .find((candidate) => candidate.type === 'm.room.canonical_alias' && candidate.state_key === '')
     const content = event?.content ?? {}
     const facts = {
@@ -82,13 +80,13 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
   }
 
   /** Room IDs that the space names as children (m.space.child with a non-empty `via`). */
-  async function spaceChildren (space: string, read: Read): Promise<Set<string>> {
+  async function spaceChildren (space: string, synapse: TrackedSynapse): Promise<Set<string>> {
     const known = children.get(space)
     if (known !== undefined) return known
     let found = new Set<string>()
     try {
-      const spaceId = (await resolve(space, read)).id
-      found = childrenIn(roomState(await read('room_state', synapse.roomState(spaceId))))
+      const spaceId = (await resolve(space, synapse)).id
+      found = childrenIn(roomState(await synapse.roomState(spaceId)))
     } catch (error) {
       // An unknown space has no children; any other failure is the request's.
       if (!(error instanceof Error && 'problem' in error && error.problem === 'room_not_found')) throw error
@@ -115,7 +113,7 @@ export interface RoomSnapshot {
   joinRule: string
   membership: (userId: string) => string | undefined
   powerLevel: (userId: string) => number
-  levels: { invite: number, kick: number, ban: number, powerLevels: number }
+  levels: { invite: number, kick: number, powerLevels: number }
   /** Joined local members listed in the power levels' `users`, highest first (make_room_admin's choice of sender). */
   joinedPowerUsers: (serverName: string) => Array<{ userId: string, level: number }>
 }
@@ -143,7 +141,6 @@ export function snapshotOf (state: StateEvent[]): RoomSnapshot {
     levels: {
       invite: numberOr(powerLevels.invite, 0),
       kick: numberOr(powerLevels.kick, 50),
-      ban: numberOr(powerLevels.ban, 50),
       powerLevels: numberOr(events['m.room.power_levels'], stateDefault)
     },
     joinedPowerUsers: (serverName) => Object.keys(users)
@@ -154,8 +151,8 @@ export function snapshotOf (state: StateEvent[]): RoomSnapshot {
 }
 
 /** The room's current state, or room_not_found. */
-export async function snapshot (synapse: SynapseClient, roomId: string, read: Read): Promise<RoomSnapshot> {
-  const state = roomState(await read('room_state', synapse.roomState(roomId)))
+export async function snapshot (synapse: TrackedSynapse, roomId: string): Promise<RoomSnapshot> {
+  const state = roomState(await synapse.roomState(roomId))
   if (state === undefined) throw problem('room_not_found', 'Synapse does not know this room: check the room ID or alias.')
   return snapshotOf(state)
 }

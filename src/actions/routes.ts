@@ -1,0 +1,150 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { problem, type ProblemCode } from '../errors.js'
+import { sendProblem } from '../error-handler.js'
+import { ACTION_PROBLEMS, DryRunQuery, DryRunResult, problemResponses } from '../schemas.js'
+import { registerRateLimits } from '../state/rate-limit.js'
+import type { SharedState } from '../state/shared.js'
+import { namedTarget, type ActionDefinition } from './action.js'
+import { newAttempt, type Attempt } from './attempt.js'
+import { batchRoute } from './batch.js'
+import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
+import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
+import { createActionValidators } from './validation.js'
+
+export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate' | 'ipLimit' | 'callerLimit'> {
+  state: SharedState
+  actions: readonly ActionDefinition[]
+}
+
+/** OpenAPI tag of an action: the first part of its name (`user.read` → users). */
+export const tagOf = (action: Pick<ActionDefinition, 'name'>): string => `${action.name.split('.')[0] ?? ''}s`
+
+/**
+ * Registers the catalog: one route per action (plus 405 answers for the methods its URL does not
+ * take) and POST /v1/batch, all through the same pipeline (src/actions/pipeline.ts).
+ */
+export const actionRoutes: FastifyPluginAsyncTypebox<ActionRoutesOptions> = async (fastify, options) => {
+  const { config, state } = options
+  fastify.decorateRequest('attempt', null)
+  fastify.decorateRequest('caller', null)
+  const limits = await registerRateLimits(fastify, state)
+  const pipeline = createPipeline({
+    ...options,
+    authenticate: fastify.authenticate,
+    // Per client IP before any token crypto, so a flood of junk tokens stays cheap to refuse.
+    ipLimit: limits.create({ name: 'ip', max: config.rateLimitPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.ip }),
+    callerLimit: limits.create({ name: 'caller', max: config.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.caller?.sub ?? '' })
+  })
+  const validators = createActionValidators()
+  await fastify.register(batchRoute, { config, audit: options.audit, state, pipeline, actions: options.actions, validate: validators.validate })
+  await fastify.register(async (scope) => { routeEach(scope, options.actions, pipeline, validators.compiler, state) })
+}
+
+function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition[], pipeline: Pipeline, validatorCompiler: ReturnType<typeof createActionValidators>['compiler'], state: SharedState): void {
+  const byRoute = new Map<string, ActionDefinition>()
+  for (const action of actions) byRoute.set(`${action.method} ${action.url}`, action)
+  const actionOf = (request: FastifyRequest) => byRoute.get(`${request.method} ${request.routeOptions.url ?? ''}`)
+
+  fastify.addHook('onRequest', async (request) => {
+    const action = actionOf(request)
+    // A method the URL does not take: answered 405 (and audited) without a token.
+    if (action === undefined) return
+    request.attempt = newAttempt(action.name)
+    await pipeline.admit(request, request.attempt, action)
+  })
+
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    const attempt = request.attempt ?? newAttempt(actionOf(request)?.name ?? 'unknown')
+    // Refused before the handler read them: the target as the URL (and a parsed body) name it.
+    attempt.target ??= namedTarget(request.params, request.body)
+    const error = request.gatewayError
+    const outcome = attempt.replayed
+      ? replayedOutcome(reply.statusCode, String(payload))
+      : error === undefined ? successOutcome(attempt) : error.outcome
+    pipeline.finish(attempt, originOf(request), reply.statusCode, error, outcome, reply.elapsedTime)
+    if (attempt.idempotency === undefined) {
+      done(null, payload)
+      return
+    }
+    settleKey(state.idempotency, attempt.idempotency, reply, payload).finally(() => { done(null, payload) })
+  })
+
+  for (const action of actions) {
+    fastify.route({
+      method: action.method,
+      url: action.url,
+      schema: routeSchema(action),
+      validatorCompiler,
+      handler: async (request, reply) => {
+        const attempt = request.attempt as Attempt
+        const key = action.acting ? idempotencyKeyOf(request) : undefined
+        if (key !== undefined) {
+          attempt.idempotency = await claimKey(state.idempotency, request, reply, (attempt.actor as NonNullable<Attempt['actor']>).sub, key, () => { attempt.replayed = true })
+          if (attempt.idempotency === undefined) return reply
+        }
+        const dryRun = (request.query as { dry_run?: string } | undefined)?.dry_run === 'true'
+        return await pipeline.perform(request.id, request.log, attempt, action, { params: request.params, body: request.body, dryRun })
+      }
+    })
+  }
+
+  // Methods an action URL does not take: 405 with Allow, audited like any attempt on an action route.
+  const methodsByUrl = new Map<string, string[]>()
+  for (const action of actions) methodsByUrl.set(action.url, [...(methodsByUrl.get(action.url) ?? []), action.method])
+  for (const [url, methods] of methodsByUrl) {
+    const others = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((method) => !methods.includes(method))
+    fastify.route({
+      method: others,
+      url,
+      schema: { hide: true },
+      handler: async (_request, reply) => await sendProblem(reply, problem('method_not_allowed', `Use ${methods.join(' or ')} on this URL.`, { headers: { allow: methods.join(', ') } }))
+    })
+  }
+}
+
+/**
+ * The action whose route a raw path names (for requests refused before routing): the route's
+ * pattern matched segment by segment, a parameter standing for any one segment.
+ */
+export function actionOfPath (actions: readonly ActionDefinition[], method: string, url: string): string | undefined {
+  const segments = (url.split('?', 1)[0] ?? '').split('/')
+  const matches = (action: ActionDefinition) => {
+    const pattern = action.url.split('/')
+    return pattern.length === segments.length && pattern.every((part, i) => part.startsWith(':') ? segments[i] !== '' : part === segments[i])
+  }
+  const onPath = actions.filter(matches)
+  return (onPath.find((action) => action.method === method) ?? onPath[0])?.name
+}
+
+/** Where a request came from, for its result record. */
+export function originOf (request: FastifyRequest) {
+  return {
+    id: request.id,
+    ip: request.ip,
+    userAgent: request.headers['user-agent'],
+    clientRequestId: request.clientRequestId,
+    tokenRefusal: request.tokenRefusal,
+    idempotencyKey: request.headers['idempotency-key']
+  }
+}
+
+/** The route's OpenAPI operation, from the action's declaration. */
+function routeSchema (action: ActionDefinition) {
+  return {
+    tags: [tagOf(action)],
+    operationId: action.operationId,
+    summary: action.summary,
+    description: action.description,
+    security: [{ bearerAuth: [] }],
+    params: action.params,
+    ...(action.body === undefined ? {} : { body: action.body }),
+    ...(action.acting ? { querystring: DryRunQuery } : {}),
+    response: {
+      200: action.acting
+        ? { description: 'Done (or, with ?dry_run=true, the prediction).', anyOf: [action.result, DryRunResult] }
+        : { description: 'OK.', ...action.result },
+      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable'] as ProblemCode[] : [])])
+    }
+  }
+}
