@@ -3,21 +3,24 @@
  * error_description, in the debug log line and as `request.tokenRefusal` (for the audit entry),
  * without ever repeating the token or a signature.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import authPlugin from '../src/auth/plugin.js'
-import { rolesHint, authorize } from '../src/auth/claims.js'
+import { rolesHint } from '../src/auth/claims.js'
 import { loadConfig } from '../src/config.js'
 import errorHandler, { toGatewayError } from '../src/error-handler.js'
 import { helpdeskClaims, signJwt } from '../dev/tokens.js'
-import { LogCapture } from './helpers/harness.js'
+import { LogCapture, startHarness, type Harness } from './helpers/harness.js'
 import { FakeIdp, rsaKey, signWith } from './helpers/idp.js'
 
 const SECRET = 'CANARY-refusal-secret-0123456789abcdef-0123'
 const now = () => Math.floor(Date.now() / 1000)
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
-/** A bare Fastify with the auth plugin and one route that authenticates and authorizes. */
+/** A bare Fastify with the auth plugin and one route that authenticates. */
 async function gateway (t: Test, env: Record<string, string | undefined> = {}) {
   const logs = new LogCapture()
   const config = loadConfig({
@@ -34,7 +37,6 @@ async function gateway (t: Test, env: Record<string, string | undefined> = {}) {
   app.addHook('onResponse', (request, _reply, done) => { refusals.push(request.tokenRefusal); done() })
   app.get('/whoami', async (request) => {
     const caller = await app.authenticate(request)
-    authorize(caller, [], config.joinRoles)
     return { ...caller }
   })
   t.after(async () => { await app.close() })
@@ -123,19 +125,26 @@ t.test('JWKS: unknown kid and an algorithm that does not fit the key are named',
   await expectRefusal(t, call, signWith(key, { aud: 'gw', exp: undefined }), 'exp_missing', /no exp claim/, 'no exp through the JWKS path')
 })
 
-t.test('roles at another usual place: insufficient_role hints at JWT_ROLES_CLAIM', async (t) => {
-  const { app } = await gateway(t)
-  const denied = async (claims: Record<string, unknown>) => {
-    const token = signJwt({ alg: 'HS256' }, helpdeskClaims({ roles: undefined, ...claims }), SECRET)
-    const res = await app.inject({ method: 'GET', url: '/whoami', headers: { authorization: `Bearer ${token}` } })
-    t.equal(res.statusCode, 403)
-    return res.json().detail as string
+t.test('roles at another usual place: insufficient_role and policy_denied hint at JWT_ROLES_CLAIM', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'roles-hint-'))
+  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
+  const policyFile = join(dir, 'policy.yaml')
+  writeFileSync(policyFile, 'rules:\n  - name: operators\n    roles: [matrix-admin]\n    actions: ["*"]\n')
+  const withoutPolicy = await startHarness(t)
+  const withPolicy = await startHarness(t, { env: { POLICY_FILE: policyFile } })
+  const denied = async (h: Harness, code: string, claims: Record<string, unknown>) => {
+    const res = await h.join('%23public-test:test.local', { user_id: '@alice:test.local' }, { token: h.token({ roles: undefined, ...claims }) })
+    t.equal(res.status, 403)
+    t.equal(res.body.code, code)
+    return res.body.detail as string
   }
-  t.match(await denied({ realm_access: { roles: ['matrix-admin'] } }), /no roles at roles \(JWT_ROLES_CLAIM\) but has some at realm_access\.roles: set JWT_ROLES_CLAIM=realm_access\.roles/)
-  t.match(await denied({ resource_access: { 'synapse-admin-gateway': { roles: ['matrix-admin'] } } }), /JWT_ROLES_CLAIM=resource_access\.synapse-admin-gateway\.roles/)
-  t.match(await denied({ scp: 'matrix-admin openid' }), /JWT_ROLES_CLAIM=scp/)
-  t.notMatch(await denied({}), /JWT_ROLES_CLAIM/, 'no hint when there are no roles anywhere')
-  t.notMatch(await denied({ roles: ['viewer'], groups: ['matrix-admin'] }), /JWT_ROLES_CLAIM/, 'no hint when the claim has roles, just not the right ones')
+  for (const [h, code] of [[withoutPolicy, 'insufficient_role'], [withPolicy, 'policy_denied']] as const) {
+    t.match(await denied(h, code, { realm_access: { roles: ['matrix-admin'] } }), /no roles at roles \(JWT_ROLES_CLAIM\) but has some at realm_access\.roles: set JWT_ROLES_CLAIM=realm_access\.roles/, `${code}: Keycloak realm roles`)
+    t.match(await denied(h, code, { resource_access: { 'synapse-admin-gateway': { roles: ['matrix-admin'] } } }), /JWT_ROLES_CLAIM=resource_access\.synapse-admin-gateway\.roles/, `${code}: Keycloak client roles`)
+    t.match(await denied(h, code, { scp: 'matrix-admin openid' }), /JWT_ROLES_CLAIM=scp/, `${code}: OAuth scopes`)
+    t.notMatch(await denied(h, code, {}), /JWT_ROLES_CLAIM/, `${code}: no hint when there are no roles anywhere`)
+    t.notMatch(await denied(h, code, { roles: ['viewer'], groups: ['matrix-admin'] }), /JWT_ROLES_CLAIM/, `${code}: no hint when the claim has roles, just not the right ones`)
+  }
 
   t.equal(rolesHint({ groups: ['a'] }, 'groups'), undefined, 'roles where configured: no hint')
   t.match(rolesHint({ groups: ['a'], permissions: ['b'] }, 'roles'), /has some at groups, permissions/)
