@@ -226,7 +226,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await fastify.register(errorHandler)
   await fastify.register(clientRequestIdPlugin)
   await fastify.register(openapi, { docsEnabled: config.docsEnabled })
-  await fastify.register(authPlugin, { config, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
+  await fastify.register(authPlugin, { jwt: config.jwt, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
   await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
   await fastify.register(meRoute, { policy: () => policy })
   await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount })

@@ -5,6 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 import { isServerName } from './matrix-ids.js'
 import { ConfigError, type ConfigProblem } from './config-error.js'
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, allowedAlgorithms, parsePublicKeyPem } from './auth/keys.js'
+import type { JwtSettings, JwtVerification } from './auth/options.js'
 
 export { ConfigError, type ConfigProblem }
 
@@ -187,10 +188,7 @@ function list (value: string | undefined): string[] {
 }
 
 /** How org tokens are verified, with the algorithms they may use (checked against the key). */
-export type JwtVerification =
-  | { kind: 'secret', secret: string, algorithms: string[] }
-  | { kind: 'public-key', pem: string, algorithms: string[] }
-  | { kind: 'jwks', url: string, algorithms: string[] }
+export type { JwtVerification }
 
 function jwtVerification (env: Env, configuredAlgorithms: string[]): JwtVerification {
   const secret = secretFromEnvOrFile(env, 'JWT_SECRET')
@@ -349,7 +347,7 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
       maxAgeS: Number(env.JWT_MAX_AGE_S),
       rolesClaim: env.JWT_ROLES_CLAIM,
       orgClaim: env.JWT_ORG_CLAIM
-    },
+    } satisfies JwtSettings,
     allowedOrgs,
     joinRoles,
     rateLimitPerMinute: Number(env.RATE_LIMIT_PER_MINUTE),

@@ -18,7 +18,7 @@ interface Replica { app: FastifyInstance, state: SharedState }
 async function replica (t: Tap, redisUrl: string | undefined): Promise<Replica> {
   const state = createSharedState({ redisUrl, idempotencyTtlS: 3600, inFlightTtlS: 60, log: pino({ level: 'silent' }) })
   t.after(() => state.close())
-  t.equal(await state.waitUntilAvailable(10_000), true, 'the replica is connected')
+  await until('the replica is connected', () => state.available)
   const app = Fastify()
   t.after(() => app.close())
   app.setErrorHandler((error, _request, reply) => {

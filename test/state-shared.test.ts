@@ -34,7 +34,6 @@ t.test('without REDIS_URL: per replica, always available', async (t) => {
   const state = shared(t, undefined)
   t.equal(state.redis, undefined)
   t.equal(state.available, true)
-  t.equal(await state.waitUntilAvailable(1), true)
   t.same(await state.idempotency.claim('helpdesk-bot', 'k', join), { kind: 'new' })
   t.same(await state.idempotency.claim('helpdesk-bot', 'k', join), { kind: 'in_progress' }, 'a memory store')
 })
@@ -52,7 +51,7 @@ t.test('Redis killed mid-run: calls fail fast, available turns false, and back w
   const server = await startRedisServer(t, { password: PASSWORD })
   const logs = capture()
   const state = shared(t, server.url, logs.log)
-  t.equal(await state.waitUntilAvailable(10_000), true, 'connects')
+  await until('connects', () => state.available)
   t.ok(state.redis, 'exposes the client')
   t.same(await state.idempotency.claim('helpdesk-bot', 'before', join), { kind: 'new' })
 
@@ -61,7 +60,7 @@ t.test('Redis killed mid-run: calls fail fast, available turns false, and back w
   const elapsed = await rejectsUnavailable(t, state.idempotency.claim('helpdesk-bot', 'during', join), 'claim')
   t.ok(elapsed < 2000, `rejected in ${elapsed.toFixed(0)} ms, not held until Redis returns`)
   await rejectsUnavailable(t, state.idempotency.complete('helpdesk-bot', 'before', { status: 200, headers: {}, body: '{}' }), 'complete')
-  t.equal(await state.waitUntilAvailable(50), false, 'waitUntilAvailable gives up after its timeout')
+  t.equal(state.available, false, 'still unavailable')
 
   // Several reconnect attempts fail while Redis is away; the log says so once.
   let failures = 0
@@ -69,7 +68,7 @@ t.test('Redis killed mid-run: calls fail fast, available turns false, and back w
   await until('two reconnect attempts to fail', () => failures >= 2)
 
   await server.restart()
-  t.equal(await state.waitUntilAvailable(10_000), true, 'reconnects in the background')
+  await until('reconnects in the background', () => state.available)
   t.equal(state.available, true)
   t.same(await state.idempotency.claim('helpdesk-bot', 'after', join), { kind: 'new' }, 'works again')
   t.same(await state.idempotency.claim('helpdesk-bot', 'during', join), { kind: 'new' }, 'the claim refused during the outage was not queued and sent later')
@@ -85,7 +84,7 @@ t.test('Redis killed mid-run: calls fail fast, available turns false, and back w
 t.test('Redis hung: a command times out and is not re-sent after recovery', { skip }, async (t) => {
   const server = await startRedisServer(t)
   const state = shared(t, server.url)
-  t.equal(await state.waitUntilAvailable(10_000), true)
+  await until('connected', () => state.available)
   server.pause()
   t.after(() => server.resume())
   const elapsed = await rejectsUnavailable(t, state.idempotency.claim('helpdesk-bot', 'hung', join), 'claim to a stopped Redis')
@@ -112,7 +111,7 @@ t.test('Redis unreachable from the start', { skip }, async (t) => {
   t.ok(elapsed < 2000, `rejected in ${elapsed.toFixed(0)} ms, without waiting for a connection`)
   t.equal(logs.lines().filter((line) => line.level === 40).length, 1, 'one warning, not one per attempt')
   await server.restart()
-  t.equal(await state.waitUntilAvailable(10_000), true, 'a valkey:// URL connects once the server is there')
+  await until('a valkey:// URL connects once the server is there', () => state.available)
   await state.close()
   t.equal(logs.lines().filter((line) => line.level === 40).length, 2, 'closing is not an outage')
 })

@@ -32,7 +32,7 @@ async function gateway (t: Test, env: Record<string, string | undefined> = {}) {
   })
   const app = Fastify({ logger: { level: 'debug', stream: logs } })
   await app.register(errorHandler)
-  await app.register(authPlugin, { config })
+  await app.register(authPlugin, { jwt: config.jwt })
   const refusals: Array<string | undefined> = []
   app.addHook('onResponse', (request, _reply, done) => { refusals.push(request.tokenRefusal); done() })
   app.get('/whoami', async (request) => {

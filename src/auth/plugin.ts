@@ -1,10 +1,10 @@
 import fastifyJwt, { type FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Config } from '../config.js'
 import { DETAILS, GatewayError, problem } from '../errors.js'
 import { callerFrom, type Caller } from './claims.js'
 import { createJwksStore, type JwksTiming, type JwtHeader } from './jwks.js'
+import type { JwtSettings } from './options.js'
 import { explainVerifyError, refuseToken, TokenRefusedError, type TokenRefusal } from './refusal.js'
 
 declare module 'fastify' {
@@ -46,10 +46,10 @@ function bearerToken (request: FastifyRequest): string {
   return token
 }
 
-interface AuthOptions { config: Config, jwksTiming?: JwksTiming | undefined, onJwksFetch?: (result: 'ok' | 'failed') => void }
+export interface AuthOptions { jwt: JwtSettings, jwksTiming?: JwksTiming | undefined, onJwksFetch?: (result: 'ok' | 'failed') => void }
 
-async function auth (fastify: FastifyInstance, { config, jwksTiming, onJwksFetch }: AuthOptions): Promise<void> {
-  const { verification, issuer, audience, clockToleranceS, maxAgeS, rolesClaim, orgClaim } = config.jwt
+async function auth (fastify: FastifyInstance, { jwt, jwksTiming, onJwksFetch }: AuthOptions): Promise<void> {
+  const { verification, issuer, audience, clockToleranceS, maxAgeS, rolesClaim, orgClaim } = jwt
   const requiredClaims = ['exp']
   if (issuer !== undefined) requiredClaims.push('iss')
   if (audience !== undefined) requiredClaims.push('aud')

@@ -11,8 +11,6 @@ export interface SharedState {
   readonly idempotency: IdempotencyStore
   /** False while Redis is unreachable; always true without REDIS_URL. */
   readonly available: boolean
-  /** Resolves true once Redis is ready (at once without REDIS_URL), false after `timeoutMs`. */
-  waitUntilAvailable: (timeoutMs: number) => Promise<boolean>
   close: () => Promise<void>
 }
 
@@ -69,7 +67,6 @@ export function createSharedState (options: SharedStateOptions): SharedState {
       redis: undefined,
       idempotency,
       available: true,
-      waitUntilAvailable: async () => true,
       close: async () => { await idempotency.close() }
     }
   }
@@ -104,15 +101,6 @@ export function createSharedState (options: SharedStateOptions): SharedState {
     redis,
     idempotency,
     get available () { return available },
-    async waitUntilAvailable (timeoutMs) {
-      if (available) return true
-      // Not events.once: it gives up at the first 'error', i.e. the first failed reconnect.
-      return await new Promise((resolve) => {
-        const timer = setTimeout(() => { redis.off('ready', ready); resolve(false) }, timeoutMs)
-        function ready (): void { clearTimeout(timer); resolve(true) }
-        redis.once('ready', ready)
-      })
-    },
     async close () {
       closing = true
       await idempotency.close()
