@@ -58,7 +58,7 @@ export const DryRunResult = Type.Object({
 }, { description: 'A dry run: nothing changed in Synapse.' })
 
 /** Every code the gateway answers with (src/errors.ts), as an enum for clients to switch on. */
-export const ProblemCodeSchema = Type.Unsafe<ProblemCode>({ type: 'string', enum: Object.keys(PROBLEMS), description: 'Stable and machine-readable; see the README\'s error table.' })
+export const ProblemCodeSchema = Type.Unsafe<ProblemCode>({ type: 'string', enum: Object.keys(PROBLEMS), description: 'Stable and machine-readable; see docs/errors.md.' })
 
 export const Problem = Type.Object({
   type: Type.String(),

@@ -200,3 +200,31 @@ t.test('a batch is refused as a whole without a valid token, with bad items, or 
   t.same(h.audit().map((record) => [record.action, record.status]), [['batch', 401], ['batch', 400], ['batch', 400]])
   t.equal(h.audit()[0]?.actor, null)
 })
+
+t.test('every acting action of the catalog is a batch item, checked by its own route\'s schemas', async (t) => {
+  const h = await gateway(t)
+  const answer = await send(h.url, 'POST', '/v1/batch', {
+    token: h.token(),
+    body: {
+      items: [
+        { action: 'room.promote', room: privateAdmin, user_id: '@alice:test.local', reason: 'HD-7' },
+        { action: 'room.join', room: publicTest },
+        { action: 'room.join', room: publicTest, user_id: '@bob:test.local', colour: 'blue' },
+        { action: 'room.remove', room: 'not a room', user_id: '@bob:test.local' },
+        { action: 'room.promote', room: publicTest, user_id: '@alice:test.local', reason: 'bad\u0007reason' }
+      ]
+    }
+  })
+  t.equal(answer.status, 200)
+  const results = answer.body.results as Array<{ status: number, body: any }>
+  t.same(results.map((result) => result.status), [200, 400, 400, 400, 400])
+  t.same(results[0]?.body, { room_id: privateAdmin, user_id: '@alice:test.local', power_level: 100 })
+  t.match(results[1]?.body, { code: 'invalid_body' }, 'a join without user_id, as on its route')
+  t.match(results[2]?.body, { code: 'invalid_body', detail: /Unknown field "colour": the body takes only user_id and reason/ })
+  t.match(results[3]?.body, { code: 'invalid_room' })
+  t.match(results[4]?.body, { code: 'invalid_body', detail: /reason/ })
+  t.equal(h.homeserver.callsTo('make_room_admin').length, 1)
+  const promoted = h.audit().find((record) => record.action === 'room.promote' && record.batch?.index === 0)
+  t.match(promoted, { outcome: 'success', reason: 'HD-7', batch: { index: 0 } })
+  t.match(h.audit().find((record) => record.batch?.index === 3), { action: 'room.remove', outcome: 'invalid', code: 'invalid_room', target: { room: 'not a room', user_id: '@bob:test.local' } })
+})
