@@ -92,3 +92,21 @@ export const roomExists: CheckStep = {
     }
   }
 }
+
+/**
+ * The gateway's admin account must be in the room to act in it (kick, invite). `publicRoomNeedsNone`:
+ * a public room needs no invite, so there the check does not apply.
+ */
+export function adminInRoom ({ publicRoomNeedsNone, detail }: { publicRoomNeedsNone: boolean, detail: string }): CheckStep {
+  return {
+    name: 'admin_in_room',
+    by: 'synapse',
+    fails: ['admin_not_in_room'],
+    async check (context, { roomId }) {
+      const state = await context.facts.room(roomId)
+      if (publicRoomNeedsNone && state.joinRule === 'public') return 'skip'
+      if (state.membership(await context.adminUserId()) !== 'join') return { ok: false, code: 'admin_not_in_room', detail }
+      return { ok: true, detail: 'The gateway\'s admin account is in the room.' }
+    }
+  }
+}

@@ -2,7 +2,7 @@ import { serverOf } from '../matrix-ids.js'
 import { JoinBody, JoinResult, RoomParams } from '../schemas.js'
 import { blockStatus, joinAnswer } from '../synapse/answers.js'
 import { defineAction } from './action.js'
-import { roomExists, userExists } from './checks.js'
+import { adminInRoom, roomExists, userExists } from './checks.js'
 
 /** room.join: Synapse's admin join API, after looking the user up (Synapse joins deactivated users). */
 export const roomJoin = defineAction({
@@ -41,19 +41,7 @@ export const roomJoin = defineAction({
         return { ok: true, detail: `The user's membership: ${membership ?? 'none'}.` }
       }
     },
-    {
-      name: 'admin_in_room',
-      by: 'synapse',
-      fails: ['admin_not_in_room'],
-      async check (context, { roomId }) {
-        const state = await context.facts.room(roomId)
-        if (state.joinRule === 'public') return 'skip'
-        if (state.membership(await context.adminUserId()) !== 'join') {
-          return { ok: false, code: 'admin_not_in_room', detail: 'The room is not public and the gateway\'s admin account is not in it.' }
-        }
-        return { ok: true, detail: 'The gateway\'s admin account is in the room.' }
-      }
-    },
+    adminInRoom({ publicRoomNeedsNone: true, detail: 'The room is not public and the gateway\'s admin account is not in it.' }),
     {
       name: 'admin_can_invite',
       by: 'synapse',

@@ -3,7 +3,7 @@ import { RemoveBody, RoomUserParams } from '../schemas.js'
 import { Type } from '@sinclair/typebox'
 import { kickAnswer, roomKnown } from '../synapse/answers.js'
 import { defineAction } from './action.js'
-import { roomExists, userExists } from './checks.js'
+import { adminInRoom, roomExists, userExists } from './checks.js'
 
 const RemoveResult = Type.Object({
   room_id: Type.String(),
@@ -60,17 +60,7 @@ export const roomRemove = defineAction({
         return { ok: true, detail: `The user's membership is ${membership}.` }
       }
     },
-    {
-      name: 'admin_in_room',
-      by: 'synapse',
-      fails: ['admin_not_in_room'],
-      async check (context, { roomId }) {
-        if ((await context.facts.room(roomId)).membership(await context.adminUserId()) !== 'join') {
-          return { ok: false, code: 'admin_not_in_room', detail: 'The gateway\'s admin account is not in the room.' }
-        }
-        return { ok: true, detail: 'The gateway\'s admin account is in the room.' }
-      }
-    },
+    adminInRoom({ publicRoomNeedsNone: false, detail: 'The gateway\'s admin account is not in the room.' }),
     {
       name: 'admin_can_kick',
       by: 'synapse',
