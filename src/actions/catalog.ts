@@ -8,7 +8,7 @@ import { userRead } from './user-read.js'
  * Every action the gateway offers, one module each: the single list. Policy names, metric
  * labels, /v1/me, batch items, routes, OpenAPI and docs/actions.md all derive from it.
  */
-export const CATALOG = [roomJoin, roomRemove, roomMembersRead, userRead, roomPromote] as const
+export const CATALOG = [roomJoin, roomRemove, roomMembersRead, roomPromote, userRead] as const
 
 export type CatalogAction = typeof CATALOG[number]
 export type ActionName = CatalogAction['name']
