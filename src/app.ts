@@ -84,9 +84,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     clientErrorHandler: answerClientError,
     ajv: { customOptions: AJV_OPTIONS },
     frameworkErrors: (error, request, reply) => {
-      // URLs too broken to route still count as attempts when they aim at an action route.
-      const action = actionOfPath(CATALOG, request.method, request.url)
-      if (action !== undefined) {
+      // URLs too broken to route still count as attempts when they aim at an action route, named by the route when one matches.
+      if (request.url.startsWith('/v1/rooms/') || request.url.startsWith('/v1/users/')) {
+        const action = actionOfPath(CATALOG, request.method, request.url) ?? 'unknown'
         reply.raw.once('finish', () => { auditUnroutable(request, action, reply.statusCode, reply.elapsedTime) })
       }
       request.log.debug({ code: error.code }, 'malformed request')
