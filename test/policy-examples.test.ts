@@ -5,7 +5,7 @@
  */
 import { readdirSync } from 'node:fs'
 import t from 'tap'
-import { runPolicyCommand } from '../src/policy/command.js'
+import { policyCommand as command } from './helpers/policy-command.js'
 
 interface Request {
   roles?: string
@@ -42,13 +42,6 @@ function argsOf (action: string, request: Request): string[] {
     ['--room-id', request.room], ['--alias', request.alias], ['--canonical-alias', request.canonical], ['--in-space', request.space], ['--user', request.user]
   ]
   return ['--action', action, ...options.flatMap(([option, value]) => value === undefined ? [] : [option, value])]
-}
-
-function command (argv: string[]): { code: number, stdout: string, stderr: string } {
-  let stdout = ''
-  let stderr = ''
-  const code = runPolicyCommand(argv, { stdout: (text) => { stdout += text }, stderr: (text) => { stderr += text } })
-  return { code, stdout, stderr }
 }
 
 // examples/policy.yaml: the demo and compose policy on test.local.

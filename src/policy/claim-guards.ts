@@ -60,14 +60,16 @@ export function unguardedClaims (root: ASTNode): string[] {
   return found
 }
 
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+
 /** How a claim is written in a condition: `caller.claims.x`, or `caller.claims["x-y"]` when not an identifier. */
 export function claimExpression (claim: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(claim) ? `caller.claims.${claim}` : `caller.claims[${JSON.stringify(claim)}]`
+  return IDENTIFIER.test(claim) ? `caller.claims.${claim}` : `caller.claims[${JSON.stringify(claim)}]`
 }
 
 /** The check that guards a read of the claim: `has()` for an identifier (CEL's has() takes only a field). */
 export function claimGuard (claim: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(claim) ? `has(caller.claims.${claim})` : `${JSON.stringify(claim)} in caller.claims`
+  return IDENTIFIER.test(claim) ? `has(${claimExpression(claim)})` : `${JSON.stringify(claim)} in caller.claims`
 }
 
 function isClaimsMap (node: ASTNode): boolean {

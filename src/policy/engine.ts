@@ -173,9 +173,8 @@ export class CompiledPolicy implements Policy {
         trace.when = result.matched ? 'yes' : result.error === undefined ? 'no' : 'error'
         if (!result.matched && result.error !== undefined) trace.whenError = result.error.message
       }
-      const failsClosed = rule.effect === 'deny' ? ['error'] : []
-      trace.matched = [trace.roles, trace.orgs, trace.action, trace.room, trace.user].every(matchesOrAny) &&
-        (matchesOrAny(trace.when) || failsClosed.includes(trace.when))
+      const whenCounts = matchesOrAny(trace.when) || (trace.when === 'error' && rule.effect === 'deny')
+      trace.matched = whenCounts && [trace.roles, trace.orgs, trace.action, trace.room, trace.user].every(matchesOrAny)
       return trace
     })
     return { decision: this.decide(request), rules: traces }
