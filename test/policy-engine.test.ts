@@ -326,7 +326,7 @@ rules:
     effect: deny
     actions: [room.members.read]
     when: 'caller.claims.reader'
-`, 'p.yaml', { onEvaluationError: (rule, error) => reported.push([rule, error.message]) })
+`, 'p.yaml', { onEvaluationError: (rule, _error, effect) => reported.push([rule, effect]) })
   const join = (claims: Record<string, unknown>) => policy.decide(request('room.join', { caller: caller({ claims }) }))
   t.match(join({ clearance: 1 }), { allowed: false, rule: 'low-clearance', effect: 'deny' }, 'a number below 3')
   t.match(join({ clearance: 5 }), { allowed: true, rule: 'everyone-joins' }, 'a number above')
@@ -335,7 +335,7 @@ rules:
   t.match(join({ clearance: null }), { allowed: false, rule: 'low-clearance' }, 'null')
   t.match(policy.decide(request('room.members.read', { caller: caller({ claims: { reader: 'yes' } }) })), { allowed: false, rule: 'readers-need-clearance' }, 'a condition that gives no bool')
   t.match(policy.decide(request('room.members.read', { caller: caller({ claims: { reader: false } }) })), { allowed: true })
-  t.same(reported.map(([rule]) => rule), ['low-clearance', 'readers-need-clearance'], 'logged once per rule, however often it fails')
+  t.same(reported, [['low-clearance', 'deny'], ['readers-need-clearance', 'deny']], 'reported once per rule, however often it fails, with the rule\'s effect')
 
   const traced = policy.explain(request('room.join', { caller: caller({ claims: { clearance: '1' } }) }))
   t.match(traced.rules[1], { rule: 'low-clearance', effect: 'deny', when: 'error', whenError: /no such overload/, matched: true }, 'explain shows the failed deny condition as matching, with the reason')
