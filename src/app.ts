@@ -236,10 +236,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
 
 function conditionErrorLogger (logger: { warn: (obj: object, msg: string) => void }) {
   const reported = new Set<string>()
-  return (rule: string, error: Error) => {
+  return (rule: string, error: Error, effect: 'allow' | 'deny') => {
     if (reported.has(rule)) return
     reported.add(rule)
-    logger.warn({ rule, err: { message: error.message.slice(0, 300) } }, 'a policy condition failed to evaluate: the rule does not match (logged once per rule)')
+    const consequence = effect === 'deny' ? 'the deny rule matches (fails closed)' : 'the rule does not match'
+    logger.warn({ rule, effect, err: { message: error.message.slice(0, 300) } }, `a policy condition failed to evaluate: ${consequence} (logged once per rule)`)
   }
 }
 
