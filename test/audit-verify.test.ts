@@ -115,12 +115,12 @@ t.test('links that go elsewhere, second records with a seq, new chains and files
   const second = [...lines.slice(0, 4), reseal(lines[3] as string, (text) => text.replace('"request_id":"r2"', '"request_id":"r9"')), ...lines.slice(4)]
   t.same(report(F, second).lines[0], `${F}:5: inserted: a second record with seq 4 (the first is at ${F}:4)`)
 
-  // A gateway on standard output restarted: its new chain starts from null
+  // A gateway on standard output restarted: its new chain starts from null, and seq goes back
+  // to 1. Since version 3 that is reported (a replay looks the same): verify each chain on its own.
   const other = writeChain(join(t.testdir(), 'other.log'))
-  t.same(report(F, [...lines, ...other]).lines, [
-    `${F}:7: a new chain starts at seq 1 (the gateway could not read back an earlier record: standard output, or the file and its chain head were removed)`,
-    'intact: 12 records in 1 file, seq 1–6'
-  ])
+  const twoChains = report(F, [...lines, ...other])
+  t.match(twoChains.lines[0], `${F}:7: inserted: a new chain starts at seq 1 after seq 6 (${F}:6): seq must increase`)
+  t.equal(twoChains.exitCode, 1)
 
   // Two files of one chain, newest first by mistake
   const dir = t.testdir()
@@ -198,4 +198,49 @@ t.test('the CLI: usage errors and unreadable files are one clear line, exit 2, n
   t.equal(help.code, 0)
   t.match(help.stdout, /^usage: /)
   for (const out of [none, unknown, noValue]) t.notMatch(out.stderr, /\n\s+at /, 'no stack trace')
+})
+
+t.test('replayed records are reported, with or without a key: seq must increase across the files given', async (t) => {
+  const F = 'audit.log'
+  for (const key of [KEY, undefined]) {
+    const lines = writeChain(join(t.testdir(), 'audit.log'), key)
+    // The file's start record, then records 2–5, copied to its end.
+    const replayed = [...lines, ...lines.slice(0, 5)]
+    const result = report(F, replayed, key)
+    t.equal(result.exitCode, 1, `a replay is not intact (${key === undefined ? 'plain' : 'keyed'})`)
+    t.same(result.lines, [
+      `${F}:7: inserted: a copy of ${F}:1 (seq 1)`,
+      `${F}:8: inserted: a copy of ${F}:2 (seq 2)`,
+      `${F}:9: inserted: a copy of ${F}:3 (seq 3)`,
+      `${F}:10: inserted: a copy of ${F}:4 (seq 4)`,
+      `${F}:11: inserted: a copy of ${F}:5 (seq 5)`,
+      'NOT intact: 5 problems; 11 records in 1 file, seq 1–6'
+    ])
+    // The same replay given as a file of its own, after the real one.
+    const twoFiles = formatVerifyReport(verifyAuditFiles([
+      { name: 'audit.log.1', text: lines.join('\n') + '\n' },
+      { name: 'audit.log', text: lines.slice(0, 5).join('\n') + '\n' }
+    ], key))
+    t.equal(twoFiles.exitCode, 1)
+    t.equal(twoFiles.lines[0], 'audit.log:1: inserted: a copy of audit.log.1:1 (seq 1)')
+  }
+})
+
+t.test('a start record that does not link to the record before it is reported, whatever its seq', async (t) => {
+  const F = 'f'
+  const lines = writeChain(join(t.testdir(), 'first.log'), KEY)
+  // A second chain from a gateway that could not read back the first (standard output, or a removed file).
+  const other = writeChain(join(t.testdir(), 'other.log'), KEY)
+  const result = report(F, [...lines, ...other], KEY)
+  t.equal(result.exitCode, 1)
+  t.equal(result.lines[0], `${F}:7: inserted: a new chain starts at seq 1 after seq 6 (${F}:6): seq must increase (records replayed from another chain, or a gateway that restarted on standard output or without its audit file and chain head: verify each chain on its own)`)
+  t.equal(result.lines[1], `${F}:8: inserted: a second record with seq 2 (the first is at ${F}:2)`)
+
+  // A start record with no predecessor whose seq is higher than everything before it.
+  const later = reseal(lines[0] as string, (text) => text.replace('{"seq":1,', '{"seq":7,'), KEY)
+  t.same(report(F, [...lines, later], KEY).lines, [
+    `${F}:7: inserted: a start record that links to nothing (prev null) after seq 6 (${F}:6)`,
+    'NOT intact: 1 problem; 7 records in 1 file, seq 1–7'
+  ])
+  t.same(report(F, other, KEY).lines, ['intact: 6 records in 1 file, seq 1–6'], 'the very first record may start a chain')
 })

@@ -21,7 +21,7 @@ export interface VerifyReport {
   startsAfterUnknown: number | null
   problems: VerifyProblem[]
   openIntents: OpenIntentReport[]
-  /** Facts worth knowing that are not problems (a new chain, a key hint). */
+  /** Facts worth knowing that are not problems (a key hint). */
   notes: string[]
 }
 
@@ -29,6 +29,9 @@ interface Place { fileIndex: number, file: string, line: number }
 interface Seen extends Place { seq: number, hash: string }
 interface ParsedRecord extends Seen { prev: string | null, event: string | null, requestId: string | null, action: string | null, attempt: string | null, hashMatches: boolean }
 type Entry = { kind: 'record', record: ParsedRecord } | { kind: 'fragment' | 'foreign', place: Place }
+
+/** Why a second chain can follow the first in the files given; either way seq must increase. */
+const NEW_CHAIN_CAUSES = 'seq must increase (records replayed from another chain, or a gateway that restarted on standard output or without its audit file and chain head: verify each chain on its own)'
 
 const at = (place: Place) => `${place.file}:${place.line}`
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`
@@ -82,7 +85,7 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
   for (const record of records) ahead.set(record.seq, (ahead.get(record.seq) ?? 0) + 1)
 
   const byHash = new Map<string, Seen>()
-  let inChain = new Map<number, Seen>()
+  const inChain = new Map<number, Seen>()
   let highest = 0
   let previous: ParsedRecord | undefined
   let previousWasMoved = false
@@ -103,19 +106,20 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     let duplicate = false
     let isMoved = false
 
+    // A start record with no predecessor begins a chain: only the very first record may.
+    const unlinkedStart = previous !== undefined && record.event === 'start' && record.prev === null
+    const top = inChain.get(highest)
     if (previous === undefined) {
       if (record.prev !== null) startsAfterUnknown = record.seq
-      highest = record.seq
-    } else if (record.prev === null && record.event === 'start') {
-      notes.push(`${at(record)}: a new chain starts at seq ${record.seq} (the gateway could not read back an earlier record: standard output, or the file and its chain head were removed)`)
-      inChain = new Map()
       highest = record.seq
     } else if (inChain.has(record.seq)) {
       const first = inChain.get(record.seq) as Seen
       duplicate = true
       problem(record, 'inserted', first.hash === record.hash
         ? `a copy of ${at(first)} (seq ${record.seq})`
-        : `a second record with seq ${record.seq} (the first is at ${at(first)})`)
+        : unlinkedStart
+          ? `a new chain starts at seq ${record.seq} after seq ${highest}${top === undefined ? '' : ` (${at(top)})`}: ${NEW_CHAIN_CAUSES}`
+          : `a second record with seq ${record.seq} (the first is at ${at(first)})`)
     } else if (record.seq < highest) {
       isMoved = true
       // A run of moved records that still link to each other is one move.
@@ -131,7 +135,9 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
         }
       }
       const predecessor = inChain.get(record.seq - 1)
-      if (predecessor !== undefined && predecessor.hash !== record.prev) {
+      if (unlinkedStart) {
+        problem(record, 'inserted', `a start record that links to nothing (prev null) after seq ${highest}${top === undefined ? '' : ` (${at(top)})`}`)
+      } else if (predecessor !== undefined && predecessor.hash !== record.prev) {
         const linked = record.prev === null ? undefined : byHash.get(record.prev)
         if (linked !== undefined) problem(record, 'inserted', `links to ${at(linked)} (seq ${linked.seq}), not to ${at(predecessor)} (seq ${predecessor.seq})`)
         else problem(predecessor, 'edited', `not the record ${at(record)} links to (replaced, or edited with its hash recomputed)`)
@@ -155,15 +161,16 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     previous = record
     previousWasMoved = isMoved
   }
-  for (const { record, after } of moved) problem(record, 'reordered', `seq ${record.seq} comes after seq ${after.seq} (${at(after)})`)
-  // The first record links to one that comes later: the files were given newest first. When the
-  // oldest file begins with the gateway's first `start` (prev null), that passed for a new chain
-  // and no record was seen as moved.
+  // The first record links to one that comes later, and what moved is the chain's own beginning
+  // (the gateway's first `start`, prev null): the files were given newest first.
   const first = records[0]
   const linkedLater = first?.prev === null || first === undefined ? undefined : byHash.get(first.prev)
-  if (moved.length === 0 && first !== undefined && linkedLater !== undefined && linkedLater !== first) {
+  const chainBeginningMoved = moved.length === 1 && moved[0]?.record.event === 'start' && moved[0].record.prev === null
+  if (first !== undefined && linkedLater !== undefined && linkedLater !== first && chainBeginningMoved) {
     problem(first, 'reordered', `seq ${first.seq} links to ${at(linkedLater)} (seq ${linkedLater.seq}), which comes after it: give the files oldest first`)
     startsAfterUnknown = null
+  } else {
+    for (const { record, after } of moved) problem(record, 'reordered', `seq ${record.seq} comes after seq ${after.seq} (${at(after)})`)
   }
 
   const checked = records.length
