@@ -244,3 +244,36 @@ t.test('a start record that does not link to the record before it is reported, w
   ])
   t.same(report(F, other, KEY).lines, ['intact: 6 records in 1 file, seq 1–6'], 'the very first record may start a chain')
 })
+
+t.test('a keyed file verified without its key: the key hint comes first, in one line, not one edited line per record', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'audit.log')
+  const audit = createAuditLog({ file, log: silent, chainKey: KEY })
+  audit.start({ version: '0.1.0' })
+  for (let i = 0; i < 28; i++) {
+    audit.intent(`r${i}`, { action: 'room.join' })
+    audit.result(`r${i}`, { action: 'room.join', outcome: 'success', status: 200 })
+  }
+  audit.stop({})
+  const lines = readFileSync(file, 'utf8').split('\n').slice(0, -1)
+  t.equal(lines.length, 58)
+
+  const run = await verifyCli([file])
+  t.equal(run.code, 1)
+  t.same(run.stdout.split('\n'), [
+    '58 of 58 records do not match plain SHA-256: were they written with AUDIT_CHAIN_KEY_FILE? give it with --key-file FILE (those 58 edited lines are not listed)',
+    'NOT intact: 58 problems; 58 records in 1 file, seq 1–58',
+    ''
+  ])
+
+  // Lines that are wrong whatever the key are still listed, after the hint.
+  const withoutOne = lines.filter((_, i) => i !== 10)
+  const holed = report('a', withoutOne)
+  t.match(holed.lines[0], /^57 of 57 records do not match plain SHA-256: .*--key-file FILE/)
+  t.equal(holed.lines[1], 'a:11: removed: 1 record missing before a:11 (seq 11)')
+
+  // With the key, a few edited lines are listed one by one, as before.
+  const someEdited = lines.map((line, i) => i < 3 ? line.replace('"version":"0.1.0"', '"version":"9.9.9"').replace('"status":200', '"status":201') : line)
+  const edited = report('a', someEdited, KEY)
+  t.same(edited.lines.slice(0, 2), ['a:1: edited: the hash does not match the content', 'a:3: edited: the hash does not match the content'])
+})

@@ -21,8 +21,8 @@ export interface VerifyReport {
   startsAfterUnknown: number | null
   problems: VerifyProblem[]
   openIntents: OpenIntentReport[]
-  /** Facts worth knowing that are not problems (a key hint). */
-  notes: string[]
+  /** Most records fail their hash for want of the right key: printed first, and their `edited` lines left out. */
+  keyHint: string | null
 }
 
 interface Place { fileIndex: number, file: string, line: number }
@@ -32,6 +32,8 @@ type Entry = { kind: 'record', record: ParsedRecord } | { kind: 'fragment' | 'fo
 
 /** Why a second chain can follow the first in the files given; either way seq must increase. */
 const NEW_CHAIN_CAUSES = 'seq must increase (records replayed from another chain, or a gateway that restarted on standard output or without its audit file and chain head: verify each chain on its own)'
+
+const HASH_MISMATCH = 'the hash does not match the content'
 
 const at = (place: Place) => `${place.file}:${place.line}`
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`
@@ -76,7 +78,6 @@ function entriesOf (files: Array<{ name: string, text: string }>, key: Buffer | 
 export function verifyAuditFiles (files: Array<{ name: string, text: string }>, key?: Buffer): VerifyReport {
   const entries = entriesOf(files, key)
   const problems: VerifyProblem[] = []
-  const notes: string[] = []
   const problem = (place: Place, kind: ProblemKind, detail: string) => problems.push({ file: place.file, line: place.line, kind, detail })
 
   const records = entries.flatMap((entry) => entry.kind === 'record' ? [entry.record] : [])
@@ -102,7 +103,7 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     }
     const record = entry.record
     ahead.set(record.seq, (ahead.get(record.seq) ?? 1) - 1)
-    if (!record.hashMatches) problem(record, 'edited', 'the hash does not match the content')
+    if (!record.hashMatches) problem(record, 'edited', HASH_MISMATCH)
     let duplicate = false
     let isMoved = false
 
@@ -174,10 +175,14 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
   }
 
   const checked = records.length
-  if (checked > 0 && records.every((record) => !record.hashMatches)) {
-    notes.push(key === undefined
-      ? 'no record matches plain SHA-256: were they written with AUDIT_CHAIN_KEY_FILE? give it with --key-file'
-      : 'no record matches this key: is it the key the gateway had (AUDIT_CHAIN_KEY_FILE)?')
+  const mismatched = records.filter((record) => !record.hashMatches).length
+  // Most records failing their hash means the wrong key (or none), not most lines edited: say
+  // that first, in one line, instead of listing every line.
+  let keyHint: string | null = null
+  if (key === undefined && mismatched > checked / 2) {
+    keyHint = `${mismatched} of ${plural(checked, 'record')} do not match plain SHA-256: were they written with AUDIT_CHAIN_KEY_FILE? give it with --key-file FILE (those ${mismatched} edited lines are not listed)`
+  } else if (key !== undefined && checked > 0 && mismatched === checked) {
+    keyHint = `no record matches this key: is it the key the gateway had (AUDIT_CHAIN_KEY_FILE)? (the ${plural(mismatched, 'edited line')} are not listed)`
   }
   const fileOrder = new Map(files.map(({ name }, index) => [name, index]))
   problems.sort((a, b) => ((fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0)) || (a.line - b.line))
@@ -195,7 +200,7 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     startsAfterUnknown,
     problems,
     openIntents,
-    notes
+    keyHint
   }
 }
 
@@ -205,12 +210,13 @@ const MAX_PROBLEM_LINES = 1000
 export function formatVerifyReport (report: VerifyReport): { lines: string[], exitCode: number } {
   const lines: string[] = []
   const intact = report.problems.length === 0
+  if (report.keyHint !== null) lines.push(report.keyHint)
   if (report.startsAfterUnknown !== null) {
     lines.push(`starts at seq ${report.startsAfterUnknown} (earlier files not given)`)
   }
-  for (const problem of report.problems.slice(0, MAX_PROBLEM_LINES)) lines.push(`${problem.file}:${problem.line}: ${problem.kind}: ${problem.detail}`)
-  if (report.problems.length > MAX_PROBLEM_LINES) lines.push(`… and ${report.problems.length - MAX_PROBLEM_LINES} more problems`)
-  lines.push(...report.notes)
+  const listed = report.keyHint === null ? report.problems : report.problems.filter((problem) => problem.detail !== HASH_MISMATCH)
+  for (const problem of listed.slice(0, MAX_PROBLEM_LINES)) lines.push(`${problem.file}:${problem.line}: ${problem.kind}: ${problem.detail}`)
+  if (listed.length > MAX_PROBLEM_LINES) lines.push(`… and ${listed.length - MAX_PROBLEM_LINES} more problems`)
   if (report.openIntents.length > 0) {
     lines.push(`open intents: ${report.openIntents.length} without a result (outcome unknown: check Synapse; open intents alone do not fail the check)`)
     for (const intent of report.openIntents) {
