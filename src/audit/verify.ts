@@ -4,8 +4,11 @@
  * Pure: the CLI (verify-cli.ts) reads the files and prints what this returns.
  */
 import { attemptKey, AUDIT_EVENTS, chainHash, looksLikeRecordStart, recordLink, unsealed } from './chain.js'
+import type { ParsedCheckpoint } from './checkpoint.js'
 
-export type ProblemKind = 'edited' | 'removed' | 'reordered' | 'inserted' | 'fragment' | 'foreign'
+export type ProblemKind = 'edited' | 'removed' | 'reordered' | 'inserted' | 'fragment' | 'foreign' |
+  /** checkpoints: the audit ends before one's head, disagrees with one, or one does not verify */
+  'cut' | 'contradicted' | 'forged' | 'malformed'
 
 export interface VerifyProblem { file: string, line: number, kind: ProblemKind, detail: string }
 export interface OpenIntentReport { file: string, line: number, seq: number, requestId: string, action: string | null }
@@ -21,6 +24,8 @@ export interface VerifyReport {
   startsAfterUnknown: number | null
   problems: VerifyProblem[]
   openIntents: OpenIntentReport[]
+  /** With --checkpoints: how many verified, and the highest seq one vouches for. */
+  checkpoints: { file: string, verified: number, latestSeq: number | null } | null
   /** Most records fail their hash for want of the right key: printed first, and their `edited` lines left out. */
   keyHint: string | null
 }
@@ -75,7 +80,10 @@ function entriesOf (files: Array<{ name: string, text: string }>, key: Buffer | 
   return entries
 }
 
-export function verifyAuditFiles (files: Array<{ name: string, text: string }>, key?: Buffer): VerifyReport {
+/** A checkpoint file, read and its signatures checked (checkpoint.ts readCheckpoints). */
+export interface CheckpointFile { name: string, checkpoints: ParsedCheckpoint[] }
+
+export function verifyAuditFiles (files: Array<{ name: string, text: string }>, key?: Buffer, checkpointFile?: CheckpointFile): VerifyReport {
   const entries = entriesOf(files, key)
   const problems: VerifyProblem[] = []
   const problem = (place: Place, kind: ProblemKind, detail: string) => problems.push({ file: place.file, line: place.line, kind, detail })
@@ -175,6 +183,11 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
   }
 
   const checked = records.length
+  if (checkpointFile !== undefined) {
+    const last = inChain.get(highest)
+    for (const found of checkAgainstCheckpoints(checkpointFile, inChain, last)) problem(found.place, found.kind, found.detail)
+  }
+
   const mismatched = records.filter((record) => !record.hashMatches).length
   // Most records failing their hash means the wrong key (or none), not most lines edited: say
   // that first, in one line, instead of listing every line.
@@ -184,7 +197,7 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
   } else if (key !== undefined && checked > 0 && mismatched === checked) {
     keyHint = `no record matches this key: is it the key the gateway had (AUDIT_CHAIN_KEY_FILE)? (the ${plural(mismatched, 'edited line')} are not listed)`
   }
-  const fileOrder = new Map(files.map(({ name }, index) => [name, index]))
+  const fileOrder = new Map([...files.map(({ name }) => name), checkpointFile?.name].map((name, index) => [name, index]))
   problems.sort((a, b) => ((fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0)) || (a.line - b.line))
 
   const openIntents = [...open.values()].flat()
@@ -198,10 +211,58 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     firstSeq: checked === 0 ? null : records.reduce((lowest, record) => Math.min(lowest, record.seq), Infinity),
     lastSeq: checked === 0 ? null : records.reduce((highest, record) => Math.max(highest, record.seq), 0),
     startsAfterUnknown,
+    checkpoints: checkpointFile === undefined
+      ? null
+      : {
+          file: checkpointFile.name,
+          verified: checkpointFile.checkpoints.filter((checkpoint) => checkpoint.ok).length,
+          latestSeq: checkpointFile.checkpoints.reduce<number | null>((latest, checkpoint) => checkpoint.ok && checkpoint.head.seq > (latest ?? 0) ? checkpoint.head.seq : latest, null)
+        },
     problems,
     openIntents,
     keyHint
   }
+}
+
+/**
+ * What the checkpoints say about the chain: a checkpoint that does not verify; the audit ending
+ * before the highest head a checkpoint vouches for (its tail was cut); the first checkpoint
+ * whose head's hash is not the hash of the record with that seq (the chain was rewritten).
+ */
+function checkAgainstCheckpoints (checkpointFile: CheckpointFile, inChain: Map<number, Seen>, last: Seen | undefined): Array<{ place: Place, kind: ProblemKind, detail: string }> {
+  const found: Array<{ place: Place, kind: ProblemKind, detail: string }> = []
+  const placeOf = (line: number): Place => ({ fileIndex: -1, file: checkpointFile.name, line })
+  const verified = checkpointFile.checkpoints.flatMap((checkpoint) => {
+    if (checkpoint.ok) return [checkpoint]
+    found.push({ place: placeOf(checkpoint.line), kind: checkpoint.kind, detail: checkpoint.detail })
+    return []
+  })
+  const lastSeq = last?.seq ?? 0
+  const beyond = verified.filter((checkpoint) => checkpoint.head.seq > lastSeq)
+  if (beyond.length > 0) {
+    const furthest = beyond.reduce((a, b) => b.head.seq > a.head.seq ? b : a)
+    const cut = furthest.head.seq - lastSeq
+    found.push({
+      place: last ?? placeOf(furthest.line),
+      kind: 'cut',
+      detail: `the audit ends at seq ${lastSeq} but checkpoint at ${at(placeOf(furthest.line))} vouches for seq ${furthest.head.seq} (${plural(cut, 'record')} cut from the tail${furthest.head.time === '' ? '' : `; signed ${furthest.head.time}`})`
+    })
+  }
+  const contradicted = verified.filter((checkpoint) => {
+    const record = inChain.get(checkpoint.head.seq)
+    return record !== undefined && record.hash !== checkpoint.head.hash
+  })
+  const earliest = contradicted[0]
+  if (earliest !== undefined) {
+    const record = inChain.get(earliest.head.seq) as Seen
+    const others = contradicted.length - 1
+    found.push({
+      place: record,
+      kind: 'contradicted',
+      detail: `checkpoint at ${at(placeOf(earliest.line))} vouches for seq ${earliest.head.seq} with hash ${earliest.head.hash.slice(0, 16)}…, this record's is ${record.hash.slice(0, 16)}… (the chain was rewritten from here or before${others > 0 ? `; ${plural(others, 'later checkpoint')} disagree too` : ''})`
+    })
+  }
+  return found
 }
 
 const MAX_PROBLEM_LINES = 1000
@@ -222,6 +283,10 @@ export function formatVerifyReport (report: VerifyReport): { lines: string[], ex
     for (const intent of report.openIntents) {
       lines.push(`open intent: request_id ${JSON.stringify(intent.requestId)}${intent.action === null ? '' : ` (${intent.action})`} seq ${intent.seq} at ${intent.file}:${intent.line}`)
     }
+  }
+  if (report.checkpoints !== null) {
+    const { file, verified, latestSeq } = report.checkpoints
+    lines.push(`checkpoints: ${plural(verified, 'signed checkpoint')} verified in ${file}${latestSeq === null ? '' : `, the latest vouching for seq ${latestSeq}`}`)
   }
   const range = report.firstSeq === null ? '' : `, seq ${report.firstSeq}–${report.lastSeq ?? report.firstSeq}`
   const counted = `${plural(report.records, 'record')} in ${plural(report.files, 'file')}${range}`
