@@ -185,7 +185,7 @@ t.test('the CLI: usage errors and unreadable files are one clear line, exit 2, n
   const missing = join(t.testdir(), 'nope.log')
   const none = await verifyCli([])
   t.equal(none.code, 2)
-  t.match(none.stderr, /^usage: audit:verify \[--key-file FILE\] FILE…/)
+  t.match(none.stderr, /^usage: audit:verify \[--key-file FILE\] \[--checkpoints FILE --public-key FILE\] FILE…/)
   const unknown = await verifyCli(['--keyfile', 'x', 'a.log'])
   t.equal(unknown.code, 2)
   t.match(unknown.stderr, /Unknown option '--keyfile'[^\n]*\nusage: /)
