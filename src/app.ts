@@ -175,7 +175,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     inFlightTtlS: Math.ceil((config.synapse.timeoutMs + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger
   })
-  const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
+  const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, checkpoint: config.auditCheckpoint, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
   const fingerprint = configFingerprint(config)
   audit.start({ version, config_fingerprint: fingerprint, pid: process.pid })
 
