@@ -167,7 +167,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     inFlightTtlS: Math.ceil((config.synapse.timeoutMs + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger
   })
-  const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
+  const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, checkpoint: config.auditCheckpoint, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
   const fingerprint = configFingerprint(config)
   audit.start({ version, config_fingerprint: fingerprint, pid: process.pid })
 
@@ -237,10 +237,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
 
 function conditionErrorLogger (logger: { warn: (obj: object, msg: string) => void }) {
   const reported = new Set<string>()
-  return (rule: string, error: Error) => {
+  return (rule: string, error: Error, effect: 'allow' | 'deny') => {
     if (reported.has(rule)) return
     reported.add(rule)
-    logger.warn({ rule, err: { message: error.message.slice(0, 300) } }, 'a policy condition failed to evaluate: the rule does not match (logged once per rule)')
+    const consequence = effect === 'deny' ? 'the deny rule matches (fails closed)' : 'the rule does not match'
+    logger.warn({ rule, effect, err: { message: error.message.slice(0, 300) } }, `a policy condition failed to evaluate: ${consequence} (logged once per rule)`)
   }
 }
 

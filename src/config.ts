@@ -1,9 +1,11 @@
+import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { isServerName } from './matrix-ids.js'
 import { ConfigError, type ConfigProblem } from './config-error.js'
+import { notAnEd25519Key } from './audit/checkpoint.js'
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, allowedAlgorithms, parsePublicKeyPem } from './auth/keys.js'
 import type { JwtSettings, JwtVerification } from './auth/options.js'
 
@@ -49,6 +51,9 @@ export const EnvSchema = Type.Object({
   ALLOW_REMOTE_ROOMS: Bool('false'),
   AUDIT_LOG_FILE: Type.Optional(Type.String({ minLength: 1 })),
   AUDIT_CHAIN_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  AUDIT_CHECKPOINT_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  AUDIT_CHECKPOINT_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  AUDIT_CHECKPOINT_INTERVAL_S: Integer({ minimum: 1, maximum: 86400, default: '60' }),
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   REQUIRE_REASON: Bool('false'),
   IDEMPOTENCY_TTL_S: Integer({ minimum: 1, maximum: 31536000, default: '86400' }),
@@ -67,7 +72,7 @@ export const EnvSchema = Type.Object({
 })
 export type Env = Static<typeof EnvSchema>
 
-const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE'] as const
+const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S'] as const
 
 /** What a well-formed value looks like, for the variables whose form is not a number or a choice. */
 const EXAMPLES: Partial<Record<keyof Env, string>> = {
@@ -131,6 +136,30 @@ function checkEnvShape (env: Record<string, string | undefined>, problems: Confi
     else withDefaults[variable] = defaults[variable]
   }
   return withDefaults as unknown as Env
+}
+
+/** AUDIT_CHECKPOINT_FILE and its Ed25519 signing key: both or neither, on an audit file. */
+function auditCheckpointSettings (env: Env): { file: string, privateKey: KeyObject, intervalMs: number } | undefined {
+  const { AUDIT_CHECKPOINT_FILE: file, AUDIT_CHECKPOINT_KEY_FILE: keyFile } = env
+  if (file === undefined && keyFile === undefined) return undefined
+  if (keyFile === undefined) throw new ConfigError('AUDIT_CHECKPOINT_KEY_FILE', 'is required with AUDIT_CHECKPOINT_FILE: the Ed25519 private key that signs the checkpoints (openssl genpkey -algorithm ed25519 -out checkpoint.key)')
+  if (file === undefined) throw new ConfigError('AUDIT_CHECKPOINT_FILE', 'is required with AUDIT_CHECKPOINT_KEY_FILE: the file the signed checkpoints are appended to')
+  if (env.AUDIT_LOG_FILE === undefined) throw new ConfigError('AUDIT_CHECKPOINT_FILE', 'needs AUDIT_LOG_FILE: a chain on standard output starts again with every process, so no checkpoint could be matched to it')
+  let pem: Buffer
+  try {
+    pem = readFileSync(keyFile)
+  } catch (err) {
+    throw new ConfigError('AUDIT_CHECKPOINT_KEY_FILE', `names a file that cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+  let privateKey: KeyObject
+  try {
+    privateKey = createPrivateKey(pem)
+  } catch {
+    throw new ConfigError('AUDIT_CHECKPOINT_KEY_FILE', 'must hold a PEM private key (openssl genpkey -algorithm ed25519 -out checkpoint.key)')
+  }
+  const wrong = notAnEd25519Key(privateKey)
+  if (wrong !== undefined) throw new ConfigError('AUDIT_CHECKPOINT_KEY_FILE', `holds ${wrong}; make one with openssl genpkey -algorithm ed25519 -out checkpoint.key`)
+  return { file, privateKey, intervalMs: Number(env.AUDIT_CHECKPOINT_INTERVAL_S) * 1000 }
 }
 
 /** Prefixes of the variables this service reads: an unknown one with them is likely a typo. */
@@ -302,6 +331,8 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     return key
   })
 
+  const auditCheckpoint = check(() => auditCheckpointSettings(env))
+
   check(() => {
     if (env.LOG_PRETTY !== 'true') return
     try {
@@ -324,6 +355,7 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     trustProxy: trustProxySetting as Exclude<typeof trustProxySetting, undefined>,
     auditLogFile: env.AUDIT_LOG_FILE,
     auditChainKey,
+    auditCheckpoint,
     policyFile: env.POLICY_FILE,
     requireReason: env.REQUIRE_REASON === 'true',
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS),

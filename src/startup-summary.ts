@@ -35,7 +35,8 @@ export function startupSummary (config: Config) {
     synapse: { url: redactedUrl(config.synapse.url), server_name: config.synapse.serverName },
     audit: {
       destination: config.auditLogFile ?? 'standard output',
-      chained: config.auditChainKey !== undefined
+      chained: config.auditChainKey !== undefined,
+      checkpoints: config.auditCheckpoint === undefined ? 'off' : `signed, to ${config.auditCheckpoint.file} every ${config.auditCheckpoint.intervalMs / 1000} s while the chain grows, and at shutdown`
     },
     policy: config.policyFile ?? `implicit (JOIN_ROLES: ${config.joinRoles.join(', ')})`,
     require_reason: config.requireReason,

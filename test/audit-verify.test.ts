@@ -115,12 +115,12 @@ t.test('links that go elsewhere, second records with a seq, new chains and files
   const second = [...lines.slice(0, 4), reseal(lines[3] as string, (text) => text.replace('"request_id":"r2"', '"request_id":"r9"')), ...lines.slice(4)]
   t.same(report(F, second).lines[0], `${F}:5: inserted: a second record with seq 4 (the first is at ${F}:4)`)
 
-  // A gateway on standard output restarted: its new chain starts from null
+  // A gateway on standard output restarted: its new chain starts from null, and seq goes back
+  // to 1. Since version 3 that is reported (a replay looks the same): verify each chain on its own.
   const other = writeChain(join(t.testdir(), 'other.log'))
-  t.same(report(F, [...lines, ...other]).lines, [
-    `${F}:7: a new chain starts at seq 1 (the gateway could not read back an earlier record: standard output, or the file and its chain head were removed)`,
-    'intact: 12 records in 1 file, seq 1–6'
-  ])
+  const twoChains = report(F, [...lines, ...other])
+  t.match(twoChains.lines[0], `${F}:7: inserted: a new chain starts at seq 1 after seq 6 (${F}:6): seq must increase`)
+  t.equal(twoChains.exitCode, 1)
 
   // Two files of one chain, newest first by mistake
   const dir = t.testdir()
@@ -185,7 +185,7 @@ t.test('the CLI: usage errors and unreadable files are one clear line, exit 2, n
   const missing = join(t.testdir(), 'nope.log')
   const none = await verifyCli([])
   t.equal(none.code, 2)
-  t.match(none.stderr, /^usage: audit:verify \[--key-file FILE\] FILE…/)
+  t.match(none.stderr, /^usage: audit:verify \[--key-file FILE\] \[--checkpoints FILE --public-key FILE\] FILE…/)
   const unknown = await verifyCli(['--keyfile', 'x', 'a.log'])
   t.equal(unknown.code, 2)
   t.match(unknown.stderr, /Unknown option '--keyfile'[^\n]*\nusage: /)
@@ -198,4 +198,82 @@ t.test('the CLI: usage errors and unreadable files are one clear line, exit 2, n
   t.equal(help.code, 0)
   t.match(help.stdout, /^usage: /)
   for (const out of [none, unknown, noValue]) t.notMatch(out.stderr, /\n\s+at /, 'no stack trace')
+})
+
+t.test('replayed records are reported, with or without a key: seq must increase across the files given', async (t) => {
+  const F = 'audit.log'
+  for (const key of [KEY, undefined]) {
+    const lines = writeChain(join(t.testdir(), 'audit.log'), key)
+    // The file's start record, then records 2–5, copied to its end.
+    const replayed = [...lines, ...lines.slice(0, 5)]
+    const result = report(F, replayed, key)
+    t.equal(result.exitCode, 1, `a replay is not intact (${key === undefined ? 'plain' : 'keyed'})`)
+    t.same(result.lines, [
+      `${F}:7: inserted: a copy of ${F}:1 (seq 1)`,
+      `${F}:8: inserted: a copy of ${F}:2 (seq 2)`,
+      `${F}:9: inserted: a copy of ${F}:3 (seq 3)`,
+      `${F}:10: inserted: a copy of ${F}:4 (seq 4)`,
+      `${F}:11: inserted: a copy of ${F}:5 (seq 5)`,
+      'NOT intact: 5 problems; 11 records in 1 file, seq 1–6'
+    ])
+    // The same replay given as a file of its own, after the real one.
+    const twoFiles = formatVerifyReport(verifyAuditFiles([
+      { name: 'audit.log.1', text: lines.join('\n') + '\n' },
+      { name: 'audit.log', text: lines.slice(0, 5).join('\n') + '\n' }
+    ], key))
+    t.equal(twoFiles.exitCode, 1)
+    t.equal(twoFiles.lines[0], 'audit.log:1: inserted: a copy of audit.log.1:1 (seq 1)')
+  }
+})
+
+t.test('a start record that does not link to the record before it is reported, whatever its seq', async (t) => {
+  const F = 'f'
+  const lines = writeChain(join(t.testdir(), 'first.log'), KEY)
+  // A second chain from a gateway that could not read back the first (standard output, or a removed file).
+  const other = writeChain(join(t.testdir(), 'other.log'), KEY)
+  const result = report(F, [...lines, ...other], KEY)
+  t.equal(result.exitCode, 1)
+  t.equal(result.lines[0], `${F}:7: inserted: a new chain starts at seq 1 after seq 6 (${F}:6): seq must increase (records replayed from another chain, or a gateway that restarted on standard output or without its audit file and chain head: verify each chain on its own)`)
+  t.equal(result.lines[1], `${F}:8: inserted: a second record with seq 2 (the first is at ${F}:2)`)
+
+  // A start record with no predecessor whose seq is higher than everything before it.
+  const later = reseal(lines[0] as string, (text) => text.replace('{"seq":1,', '{"seq":7,'), KEY)
+  t.same(report(F, [...lines, later], KEY).lines, [
+    `${F}:7: inserted: a start record that links to nothing (prev null) after seq 6 (${F}:6)`,
+    'NOT intact: 1 problem; 7 records in 1 file, seq 1–7'
+  ])
+  t.same(report(F, other, KEY).lines, ['intact: 6 records in 1 file, seq 1–6'], 'the very first record may start a chain')
+})
+
+t.test('a keyed file verified without its key: the key hint comes first, in one line, not one edited line per record', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'audit.log')
+  const audit = createAuditLog({ file, log: silent, chainKey: KEY })
+  audit.start({ version: '0.1.0' })
+  for (let i = 0; i < 28; i++) {
+    audit.intent(`r${i}`, { action: 'room.join' })
+    audit.result(`r${i}`, { action: 'room.join', outcome: 'success', status: 200 })
+  }
+  audit.stop({})
+  const lines = readFileSync(file, 'utf8').split('\n').slice(0, -1)
+  t.equal(lines.length, 58)
+
+  const run = await verifyCli([file])
+  t.equal(run.code, 1)
+  t.same(run.stdout.split('\n'), [
+    '58 of 58 records do not match plain SHA-256: were they written with AUDIT_CHAIN_KEY_FILE? give it with --key-file FILE (those 58 edited lines are not listed)',
+    'NOT intact: 58 problems; 58 records in 1 file, seq 1–58',
+    ''
+  ])
+
+  // Lines that are wrong whatever the key are still listed, after the hint.
+  const withoutOne = lines.filter((_, i) => i !== 10)
+  const holed = report('a', withoutOne)
+  t.match(holed.lines[0], /^57 of 57 records do not match plain SHA-256: .*--key-file FILE/)
+  t.equal(holed.lines[1], 'a:11: removed: 1 record missing before a:11 (seq 11)')
+
+  // With the key, a few edited lines are listed one by one, as before.
+  const someEdited = lines.map((line, i) => i < 3 ? line.replace('"version":"0.1.0"', '"version":"9.9.9"').replace('"status":200', '"status":201') : line)
+  const edited = report('a', someEdited, KEY)
+  t.same(edited.lines.slice(0, 2), ['a:1: edited: the hash does not match the content', 'a:3: edited: the hash does not match the content'])
 })

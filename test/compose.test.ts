@@ -126,13 +126,13 @@ t.test('the bootstrap writes the token where the gateways read it, owned by the 
   t.equal(compose.services.gateway.depends_on.synapse.condition, 'service_healthy')
 })
 
-t.test('the README explains Compose v2, the bootstrap order, secrets ownership and the replicas profile', async (t) => {
-  const readme = read('README.md')
-  t.match(readme, /docker-compose-plugin/)
-  t.match(readme, /Docker Desktop/)
-  t.match(readme, /docker compose up -d`? before the bootstrap|Do not run `docker compose up -d` before/)
-  t.match(readme, /uid 1000/)
-  t.match(readme, /--profile replicas/)
+t.test('docs/deploy.md explains Compose v2, the bootstrap order, secrets ownership and the replicas profile', async (t) => {
+  const deploy = read('docs/deploy.md')
+  t.match(deploy, /docker-compose-plugin/)
+  t.match(deploy, /Docker Desktop/)
+  t.match(deploy, /docker compose up -d`? before the bootstrap|Do not run `docker compose up -d` before/)
+  t.match(deploy, /uid 1000/)
+  t.match(deploy, /--profile replicas/)
 })
 
 const composePlugin = await promisify(execFile)('docker', ['compose', 'version']).then(() => true, () => false)

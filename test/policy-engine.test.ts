@@ -306,8 +306,42 @@ rules:
   t.match(allowed.rules[0], { rule: 'support', effect: 'allow', roles: 'yes', orgs: 'yes', action: 'yes', room: 'yes', user: 'yes', when: 'yes', matched: true })
   t.match(allowed.rules[1], { rule: 'reads', roles: 'any', orgs: 'any', action: 'no', room: 'no', user: 'any', when: 'any', matched: false })
   const denied = policy.explain(request('user.read', { caller: caller({ org: null, roles: [] }) }))
-  t.match(denied.rules[0], { roles: 'no', orgs: 'no', action: 'no', room: 'absent', user: 'yes', when: 'no', matched: false })
+  t.match(denied.rules[0], { roles: 'no', orgs: 'no', action: 'no', room: 'absent', user: 'yes', when: 'error', matched: false })
   t.match(denied.rules[0]?.whenError, /department/)
   t.match(denied.rules[1], { action: 'yes', room: 'absent', matched: false })
   t.match(denied.decision, { allowed: false, unmatched: 'room' })
+})
+
+t.test('deny conditions fail closed: a deny whose `when` cannot be evaluated matches; an allow\'s does not', async (t) => {
+  const reported: Array<[string, string]> = []
+  const policy = parsePolicy(`
+rules:
+  - name: everyone-joins
+    actions: [room.join, room.members.read]
+  - name: low-clearance
+    effect: deny
+    actions: [room.join]
+    when: 'caller.claims.clearance < 3'
+  - name: readers-need-clearance
+    effect: deny
+    actions: [room.members.read]
+    when: 'caller.claims.reader'
+`, 'p.yaml', { onEvaluationError: (rule, _error, effect) => reported.push([rule, effect]) })
+  const join = (claims: Record<string, unknown>) => policy.decide(request('room.join', { caller: caller({ claims }) }))
+  t.match(join({ clearance: 1 }), { allowed: false, rule: 'low-clearance', effect: 'deny' }, 'a number below 3')
+  t.match(join({ clearance: 5 }), { allowed: true, rule: 'everyone-joins' }, 'a number above')
+  t.match(join({ clearance: '1' }), { allowed: false, rule: 'low-clearance', effect: 'deny' }, 'a string where a number is compared')
+  t.match(join({}), { allowed: false, rule: 'low-clearance', effect: 'deny', detail: /a condition on your token's claims is not met/ }, 'the claim missing')
+  t.match(join({ clearance: null }), { allowed: false, rule: 'low-clearance' }, 'null')
+  t.match(policy.decide(request('room.members.read', { caller: caller({ claims: { reader: 'yes' } }) })), { allowed: false, rule: 'readers-need-clearance' }, 'a condition that gives no bool')
+  t.match(policy.decide(request('room.members.read', { caller: caller({ claims: { reader: false } }) })), { allowed: true })
+  t.same(reported, [['low-clearance', 'deny'], ['readers-need-clearance', 'deny']], 'reported once per rule, however often it fails, with the rule\'s effect')
+
+  const traced = policy.explain(request('room.join', { caller: caller({ claims: { clearance: '1' } }) }))
+  t.match(traced.rules[1], { rule: 'low-clearance', effect: 'deny', when: 'error', whenError: /no such overload/, matched: true }, 'explain shows the failed deny condition as matching, with the reason')
+  t.match(traced.decision, { allowed: false, rule: 'low-clearance' })
+
+  const allow = parsePolicy('rules:\n  - name: cleared\n    actions: [room.join]\n    when: caller.claims.clearance >= 3\n', 'p.yaml')
+  t.match(allow.decide(request('room.join', { caller: caller({ claims: { clearance: '5' } }) })), { allowed: false, rule: null, unmatched: 'condition' }, 'an allow rule that fails to evaluate still does not match')
+  t.match(allow.explain(request('room.join')).rules[0], { when: 'error', matched: false })
 })

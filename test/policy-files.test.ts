@@ -75,6 +75,7 @@ t.test('examples/policy.yaml: the demo policy on test.local', async (t) => {
   t.match(policy.decide(ask('room.join', demo(['matrix-viewer']), publicTest, '@alice:test.local')), { allowed: false, unmatched: 'action' }, 'the demo viewer may not join')
   t.match(policy.decide(ask('user.read', demo(['matrix-viewer']), null, '@alice:test.local')), { allowed: true, rule: 'viewers-read' })
   t.match(policy.decide(ask('room.remove', demo(['helpdesk']), publicTest, '@bob:test.local')), { allowed: true, rule: 'helpdesk-public-rooms' })
+  t.match(policy.decide(ask('room.members.read', demo(['helpdesk']), publicTest, null)), { allowed: true, rule: 'helpdesk-public-reads' }, 'the helpdesk sees who is in the public rooms')
   t.match(policy.decide(ask('room.join', demo(['helpdesk']), { id: '!p:test.local', alias: '#private-admin:test.local' }, '@bob:test.local')), { allowed: false, unmatched: 'room' })
   t.match(policy.decide(ask('room.remove', demo(['matrix-admin']), publicTest, '@tina:test.local')), { allowed: false, rule: 'protect-server-admins' })
   const privateAdmin = { id: '!p:test.local', canonical_alias: '#private-admin:test.local' }
@@ -94,7 +95,7 @@ t.test('bad files: one line naming the file, the rule and the problem', async (t
     ['no rules', 'rules: []\n', /^p\.yaml: "rules" must not be an empty list$/],
     ['unknown top-level field', 'rules: []\nversion: 2\n', /^p\.yaml: "version" is not a known field \(known: rules\)$/],
     ['a rule that is not a map', 'rules:\n  - room.join\n', /^p\.yaml: rules\[0\]: must be a map$/],
-    ['unknown field', rule('    actions: [room.join]\n    room: ["!a:b"]\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): "room" is not a known field \(known: name, effect, roles, orgs, actions, rooms, users, when\)$/],
+    ['unknown field', rule('    actions: [room.join]\n    room: ["!a:b"]\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): "room" is not a known field \(known: name, effect, roles, orgs, actions, rooms, users, when, approval\)$/],
     ['missing name', 'rules:\n  - actions: [room.join]\n', /^p\.yaml: rules\[0\]: name is missing$/],
     ['empty name', 'rules:\n  - name: ""\n    actions: [room.join]\n', /^p\.yaml: rules\[0\]: name must not be empty$/],
     ['name not a string', 'rules:\n  - name: 7\n    actions: [room.join]\n', /^p\.yaml: rules\[0\]: name must be a string$/],
@@ -120,6 +121,15 @@ t.test('bad files: one line naming the file, the rule and the problem', async (t
     ['CEL not a bool', rule('    actions: [room.join]\n    when: caller.sub\n'), /when gives string, not a bool$/],
     ['CEL regex', rule('    actions: [room.join]\n    when: caller.sub.matches("^a")\n'), /when uses matches\(\), which policy conditions do not offer/],
     ['CEL nested comprehension', rule('    actions: [room.join]\n    when: caller.roles.all(a, caller.roles.exists(b, a == b))\n'), /when nests exists\(\) inside another comprehension/],
+    ['approval on a deny rule', rule('    effect: deny\n    actions: [room.join]\n    approval: {roles: [lead], count: 1}\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval is only for allow rules \(a deny rule always refuses; nobody can approve it away\)$/],
+    ['approval not a map', rule('    actions: [room.join]\n    approval: lead\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval must be a map$/],
+    ['approval without roles', rule('    actions: [room.join]\n    approval: {count: 1}\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval\.roles is missing$/],
+    ['approval with no roles', rule('    actions: [room.join]\n    approval: {roles: [], count: 1}\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval\.roles must not be an empty list$/],
+    ['approval without count', rule('    actions: [room.join]\n    approval: {roles: [lead]}\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval\.count is missing$/],
+    ['approval count 0', rule('    actions: [room.join]\n    approval: {roles: [lead], count: 0}\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval\.count must be at least 1$/],
+    ['approval count not whole', rule('    actions: [room.join]\n    approval: {roles: [lead], count: 1.5}\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval\.count must be a whole number$/],
+    ['approval count a string', rule('    actions: [room.join]\n    approval: {roles: [lead], count: "1"}\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval\.count must be a whole number$/],
+    ['approval unknown field', rule('    actions: [room.join]\n    approval: {roles: [lead], count: 1, timeout: 5}\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): approval\."timeout" is not a known field \(known: roles, count\)$/],
     ['CEL too large', rule(`    actions: [room.join]\n    when: ${Array.from({ length: 300 }, () => 'true').join(' && ')}\n`), /when does not parse.*maxAstNodes/]
   ]
   for (const [what, text, message] of cases) {

@@ -318,6 +318,28 @@ t.test('when: a condition on a claim allows or denies; one that fails to evaluat
   t.match(warnings[0], /"level":40/, 'at warn')
 })
 
+t.test('a deny condition that cannot be evaluated denies: a missing claim or a string where a number is compared', async (t) => {
+  const h = await gateway(t, `
+rules:
+  - name: everyone-joins
+    actions: [room.join]
+  - name: low-clearance
+    effect: deny
+    actions: [room.join]
+    when: 'caller.claims.clearance < 3'
+`)
+  const attempt = async (claims: Record<string, unknown>) => await join(h, enc('#public-test:test.local'), h.as([], claims))
+  t.equal((await attempt({ clearance: 5 })).status, 200, 'clearance 5')
+  for (const claims of [{ clearance: 1 }, { clearance: '1' }, {}, { clearance: [1] }]) {
+    const denied = await attempt(claims)
+    t.equal(denied.status, 403, `${JSON.stringify(claims)} is denied`)
+    t.equal(denied.body?.code, 'policy_denied')
+    t.match(h.audit().at(-1)?.policy, { rule: 'low-clearance', effect: 'deny' }, `${JSON.stringify(claims)}: the deny rule decided`)
+  }
+  const warnings = h.logs().split('\n').filter((line) => line.includes('a policy condition failed to evaluate'))
+  t.equal(warnings.filter((line) => line.includes('"rule":"low-clearance"')).length, 1, 'the failure is logged once for the rule')
+})
+
 t.test('decisions are visible: audit result and intent, the metric, and /v1/me', async (t) => {
   const h = await gateway(t, BYPASS_POLICY)
   const operator = h.as(['operator'])

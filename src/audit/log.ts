@@ -3,9 +3,11 @@
  * each written synchronously (in the kernel before the call returns, so a SIGKILL right after
  * loses nothing; not fsynced per record), continued across restarts and rotations.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs'
+import type { KeyObject } from 'node:crypto'
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs'
 import type { FastifyBaseLogger } from 'fastify'
 import { attemptKey, chainHash, parseChainHead, recordLink, seal, type AuditEvent, type ChainHead } from './chain.js'
+import { signCheckpoint } from './checkpoint.js'
 
 export type { AuditEvent } from './chain.js'
 
@@ -18,6 +20,17 @@ export interface AuditLogOptions {
   log: FastifyBaseLogger
   /** metric hook, called on every failed write */
   onWriteFailure?: () => void
+  /** Signed checkpoints of the chain's head (AUDIT_CHECKPOINT_FILE), see checkpoint.ts. */
+  checkpoint?: AuditCheckpointOptions | undefined
+}
+
+export interface AuditCheckpointOptions {
+  /** appended to: one signed note per checkpoint */
+  file: string
+  /** Ed25519 (AUDIT_CHECKPOINT_KEY_FILE) */
+  privateKey: KeyObject
+  /** A checkpoint at least this often while the head moves (AUDIT_CHECKPOINT_INTERVAL_S), and one at stop. */
+  intervalMs: number
 }
 
 export interface AuditLog {
@@ -31,7 +44,7 @@ export interface AuditLog {
   abandonOpen: (fields: Record<string, unknown>) => number
   /** SIGHUP / logrotate: close and reopen the same path; the chain continues in the new file. */
   reopen: () => void
-  /** Writes `stop` and closes; later writes return false. */
+  /** Writes `stop`, then the last checkpoint (when checkpoints are on), and closes; later writes return false. */
   stop: (fields: Record<string, unknown>) => void
   /**
    * False after a failed write (or failed start) until a write succeeds again. Reading it while
@@ -83,6 +96,16 @@ function writeAll (fd: number, buffer: Buffer): void {
   }
 }
 
+/** fdatasync, where the destination has a disk behind it (a pipe or a terminal has none). */
+function flushToDisk (fd: number): void {
+  try {
+    fdatasyncSync(fd)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EINVAL' && code !== 'ENOTSUP') throw err
+  }
+}
+
 interface Tail { last: ChainHead | undefined, endsMidLine: boolean, searched: boolean }
 
 /** The last record of a regular file, read from its end (growing the window for long lines). */
@@ -128,6 +151,9 @@ export function createAuditLog (options: AuditLogOptions): AuditLog {
   let pendingStart: Record<string, unknown> | undefined
   const open = new Map<string, OpenIntent[]>()
   let openCount = 0
+
+  let checkpointedSeq = 0
+  let checkpointFailed = false
 
   const errorOf = (err: unknown) => ({ code: (err as NodeJS.ErrnoException).code, message: (err as Error).message })
 
@@ -239,6 +265,35 @@ export function createAuditLog (options: AuditLogOptions): AuditLog {
     return writeRecord(target, event, requestId, fields)
   }
 
+  /**
+   * Appends a signed checkpoint of the head when it moved since the last one. The audit file is
+   * flushed to disk first, so a checkpoint never vouches for records a power cut could still lose.
+   */
+  const writeCheckpoint = () => {
+    const checkpoint = options.checkpoint
+    if (checkpoint === undefined || prev === null || seq === checkpointedSeq) return
+    try {
+      if (fd !== undefined && fd !== 1) flushToDisk(fd)
+      const note = signCheckpoint({ seq, hash: prev, time: new Date().toISOString() }, checkpoint.privateKey)
+      const target = openSync(checkpoint.file, 'a', 0o640)
+      try {
+        // After a failed write, blank lines end whatever part of a note got out (the verifier reports it).
+        writeAll(target, Buffer.from(checkpointFailed ? `\n\n${note}` : note))
+        fsyncSync(target)
+      } finally {
+        closeSync(target)
+      }
+      if (checkpointFailed) log.info({ checkpoint_file: checkpoint.file, seq }, 'audit checkpoints written again')
+      checkpointFailed = false
+      checkpointedSeq = seq
+    } catch (err) {
+      if (!checkpointFailed) log.error({ err: errorOf(err), checkpoint_file: checkpoint.file }, 'cannot write the audit checkpoint: nothing vouches for the audit\'s length until it can')
+      checkpointFailed = true
+    }
+  }
+  const checkpointTimer = options.checkpoint === undefined ? undefined : setInterval(writeCheckpoint, options.checkpoint.intervalMs)
+  checkpointTimer?.unref()
+
   const takeOpen = (key: string): OpenIntent | undefined => {
     const list = open.get(key)
     const first = list?.shift()
@@ -303,6 +358,8 @@ export function createAuditLog (options: AuditLogOptions): AuditLog {
       if (!append('stop', undefined, fields)) log.error({ audit: { event: 'stop', ...fields } }, 'audit stop record not written')
       stopped = true
       writeHeadFile()
+      clearInterval(checkpointTimer)
+      writeCheckpoint()
       if (fd !== undefined && fd !== 1) {
         try { closeSync(fd) } catch {}
       }

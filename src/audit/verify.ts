@@ -4,8 +4,11 @@
  * Pure: the CLI (verify-cli.ts) reads the files and prints what this returns.
  */
 import { attemptKey, AUDIT_EVENTS, chainHash, looksLikeRecordStart, recordLink, unsealed } from './chain.js'
+import type { ParsedCheckpoint } from './checkpoint.js'
 
-export type ProblemKind = 'edited' | 'removed' | 'reordered' | 'inserted' | 'fragment' | 'foreign'
+export type ProblemKind = 'edited' | 'removed' | 'reordered' | 'inserted' | 'fragment' | 'foreign' |
+  /** checkpoints: the audit ends before one's head, disagrees with one, or one does not verify */
+  'cut' | 'contradicted' | 'forged' | 'malformed'
 
 export interface VerifyProblem { file: string, line: number, kind: ProblemKind, detail: string }
 export interface OpenIntentReport { file: string, line: number, seq: number, requestId: string, action: string | null }
@@ -21,14 +24,21 @@ export interface VerifyReport {
   startsAfterUnknown: number | null
   problems: VerifyProblem[]
   openIntents: OpenIntentReport[]
-  /** Facts worth knowing that are not problems (a new chain, a key hint). */
-  notes: string[]
+  /** With --checkpoints: how many verified, and the highest seq one vouches for. */
+  checkpoints: { file: string, verified: number, latestSeq: number | null } | null
+  /** Most records fail their hash for want of the right key: printed first, and their `edited` lines left out. */
+  keyHint: string | null
 }
 
 interface Place { fileIndex: number, file: string, line: number }
 interface Seen extends Place { seq: number, hash: string }
 interface ParsedRecord extends Seen { prev: string | null, event: string | null, requestId: string | null, action: string | null, attempt: string | null, hashMatches: boolean }
 type Entry = { kind: 'record', record: ParsedRecord } | { kind: 'fragment' | 'foreign', place: Place }
+
+/** Why a second chain can follow the first in the files given; either way seq must increase. */
+const NEW_CHAIN_CAUSES = 'seq must increase (records replayed from another chain, or a gateway that restarted on standard output or without its audit file and chain head: verify each chain on its own)'
+
+const HASH_MISMATCH = 'the hash does not match the content'
 
 const at = (place: Place) => `${place.file}:${place.line}`
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`
@@ -70,10 +80,12 @@ function entriesOf (files: Array<{ name: string, text: string }>, key: Buffer | 
   return entries
 }
 
-export function verifyAuditFiles (files: Array<{ name: string, text: string }>, key?: Buffer): VerifyReport {
+/** A checkpoint file, read and its signatures checked (checkpoint.ts readCheckpoints). */
+export interface CheckpointFile { name: string, checkpoints: ParsedCheckpoint[] }
+
+export function verifyAuditFiles (files: Array<{ name: string, text: string }>, key?: Buffer, checkpointFile?: CheckpointFile): VerifyReport {
   const entries = entriesOf(files, key)
   const problems: VerifyProblem[] = []
-  const notes: string[] = []
   const problem = (place: Place, kind: ProblemKind, detail: string) => problems.push({ file: place.file, line: place.line, kind, detail })
 
   const records = entries.flatMap((entry) => entry.kind === 'record' ? [entry.record] : [])
@@ -82,7 +94,7 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
   for (const record of records) ahead.set(record.seq, (ahead.get(record.seq) ?? 0) + 1)
 
   const byHash = new Map<string, Seen>()
-  let inChain = new Map<number, Seen>()
+  const inChain = new Map<number, Seen>()
   let highest = 0
   let previous: ParsedRecord | undefined
   let previousWasMoved = false
@@ -99,23 +111,24 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     }
     const record = entry.record
     ahead.set(record.seq, (ahead.get(record.seq) ?? 1) - 1)
-    if (!record.hashMatches) problem(record, 'edited', 'the hash does not match the content')
+    if (!record.hashMatches) problem(record, 'edited', HASH_MISMATCH)
     let duplicate = false
     let isMoved = false
 
+    // A start record with no predecessor begins a chain: only the very first record may.
+    const unlinkedStart = previous !== undefined && record.event === 'start' && record.prev === null
+    const top = inChain.get(highest)
     if (previous === undefined) {
       if (record.prev !== null) startsAfterUnknown = record.seq
-      highest = record.seq
-    } else if (record.prev === null && record.event === 'start') {
-      notes.push(`${at(record)}: a new chain starts at seq ${record.seq} (the gateway could not read back an earlier record: standard output, or the file and its chain head were removed)`)
-      inChain = new Map()
       highest = record.seq
     } else if (inChain.has(record.seq)) {
       const first = inChain.get(record.seq) as Seen
       duplicate = true
       problem(record, 'inserted', first.hash === record.hash
         ? `a copy of ${at(first)} (seq ${record.seq})`
-        : `a second record with seq ${record.seq} (the first is at ${at(first)})`)
+        : unlinkedStart
+          ? `a new chain starts at seq ${record.seq} after seq ${highest}${top === undefined ? '' : ` (${at(top)})`}: ${NEW_CHAIN_CAUSES}`
+          : `a second record with seq ${record.seq} (the first is at ${at(first)})`)
     } else if (record.seq < highest) {
       isMoved = true
       // A run of moved records that still link to each other is one move.
@@ -131,7 +144,9 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
         }
       }
       const predecessor = inChain.get(record.seq - 1)
-      if (predecessor !== undefined && predecessor.hash !== record.prev) {
+      if (unlinkedStart) {
+        problem(record, 'inserted', `a start record that links to nothing (prev null) after seq ${highest}${top === undefined ? '' : ` (${at(top)})`}`)
+      } else if (predecessor !== undefined && predecessor.hash !== record.prev) {
         const linked = record.prev === null ? undefined : byHash.get(record.prev)
         if (linked !== undefined) problem(record, 'inserted', `links to ${at(linked)} (seq ${linked.seq}), not to ${at(predecessor)} (seq ${predecessor.seq})`)
         else problem(predecessor, 'edited', `not the record ${at(record)} links to (replaced, or edited with its hash recomputed)`)
@@ -155,24 +170,34 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     previous = record
     previousWasMoved = isMoved
   }
-  for (const { record, after } of moved) problem(record, 'reordered', `seq ${record.seq} comes after seq ${after.seq} (${at(after)})`)
-  // The first record links to one that comes later: the files were given newest first. When the
-  // oldest file begins with the gateway's first `start` (prev null), that passed for a new chain
-  // and no record was seen as moved.
+  // The first record links to one that comes later, and what moved is the chain's own beginning
+  // (the gateway's first `start`, prev null): the files were given newest first.
   const first = records[0]
   const linkedLater = first?.prev === null || first === undefined ? undefined : byHash.get(first.prev)
-  if (moved.length === 0 && first !== undefined && linkedLater !== undefined && linkedLater !== first) {
+  const chainBeginningMoved = moved.length === 1 && moved[0]?.record.event === 'start' && moved[0].record.prev === null
+  if (first !== undefined && linkedLater !== undefined && linkedLater !== first && chainBeginningMoved) {
     problem(first, 'reordered', `seq ${first.seq} links to ${at(linkedLater)} (seq ${linkedLater.seq}), which comes after it: give the files oldest first`)
     startsAfterUnknown = null
+  } else {
+    for (const { record, after } of moved) problem(record, 'reordered', `seq ${record.seq} comes after seq ${after.seq} (${at(after)})`)
   }
 
   const checked = records.length
-  if (checked > 0 && records.every((record) => !record.hashMatches)) {
-    notes.push(key === undefined
-      ? 'no record matches plain SHA-256: were they written with AUDIT_CHAIN_KEY_FILE? give it with --key-file'
-      : 'no record matches this key: is it the key the gateway had (AUDIT_CHAIN_KEY_FILE)?')
+  if (checkpointFile !== undefined) {
+    const last = inChain.get(highest)
+    for (const found of checkAgainstCheckpoints(checkpointFile, inChain, last)) problem(found.place, found.kind, found.detail)
   }
-  const fileOrder = new Map(files.map(({ name }, index) => [name, index]))
+
+  const mismatched = records.filter((record) => !record.hashMatches).length
+  // Most records failing their hash means the wrong key (or none), not most lines edited: say
+  // that first, in one line, instead of listing every line.
+  let keyHint: string | null = null
+  if (key === undefined && mismatched > checked / 2) {
+    keyHint = `${mismatched} of ${plural(checked, 'record')} do not match plain SHA-256: were they written with AUDIT_CHAIN_KEY_FILE? give it with --key-file FILE (those ${mismatched} edited lines are not listed)`
+  } else if (key !== undefined && checked > 0 && mismatched === checked) {
+    keyHint = `no record matches this key: is it the key the gateway had (AUDIT_CHAIN_KEY_FILE)? (the ${plural(mismatched, 'edited line')} are not listed)`
+  }
+  const fileOrder = new Map([...files.map(({ name }) => name), checkpointFile?.name].map((name, index) => [name, index]))
   problems.sort((a, b) => ((fileOrder.get(a.file) ?? 0) - (fileOrder.get(b.file) ?? 0)) || (a.line - b.line))
 
   const openIntents = [...open.values()].flat()
@@ -186,10 +211,58 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
     firstSeq: checked === 0 ? null : records.reduce((lowest, record) => Math.min(lowest, record.seq), Infinity),
     lastSeq: checked === 0 ? null : records.reduce((highest, record) => Math.max(highest, record.seq), 0),
     startsAfterUnknown,
+    checkpoints: checkpointFile === undefined
+      ? null
+      : {
+          file: checkpointFile.name,
+          verified: checkpointFile.checkpoints.filter((checkpoint) => checkpoint.ok).length,
+          latestSeq: checkpointFile.checkpoints.reduce<number | null>((latest, checkpoint) => checkpoint.ok && checkpoint.head.seq > (latest ?? 0) ? checkpoint.head.seq : latest, null)
+        },
     problems,
     openIntents,
-    notes
+    keyHint
   }
+}
+
+/**
+ * What the checkpoints say about the chain: a checkpoint that does not verify; the audit ending
+ * before the highest head a checkpoint vouches for (its tail was cut); the first checkpoint
+ * whose head's hash is not the hash of the record with that seq (the chain was rewritten).
+ */
+function checkAgainstCheckpoints (checkpointFile: CheckpointFile, inChain: Map<number, Seen>, last: Seen | undefined): Array<{ place: Place, kind: ProblemKind, detail: string }> {
+  const found: Array<{ place: Place, kind: ProblemKind, detail: string }> = []
+  const placeOf = (line: number): Place => ({ fileIndex: -1, file: checkpointFile.name, line })
+  const verified = checkpointFile.checkpoints.flatMap((checkpoint) => {
+    if (checkpoint.ok) return [checkpoint]
+    found.push({ place: placeOf(checkpoint.line), kind: checkpoint.kind, detail: checkpoint.detail })
+    return []
+  })
+  const lastSeq = last?.seq ?? 0
+  const beyond = verified.filter((checkpoint) => checkpoint.head.seq > lastSeq)
+  if (beyond.length > 0) {
+    const furthest = beyond.reduce((a, b) => b.head.seq > a.head.seq ? b : a)
+    const cut = furthest.head.seq - lastSeq
+    found.push({
+      place: last ?? placeOf(furthest.line),
+      kind: 'cut',
+      detail: `the audit ends at seq ${lastSeq} but checkpoint at ${at(placeOf(furthest.line))} vouches for seq ${furthest.head.seq} (${plural(cut, 'record')} cut from the tail${furthest.head.time === '' ? '' : `; signed ${furthest.head.time}`})`
+    })
+  }
+  const contradicted = verified.filter((checkpoint) => {
+    const record = inChain.get(checkpoint.head.seq)
+    return record !== undefined && record.hash !== checkpoint.head.hash
+  })
+  const earliest = contradicted[0]
+  if (earliest !== undefined) {
+    const record = inChain.get(earliest.head.seq) as Seen
+    const others = contradicted.length - 1
+    found.push({
+      place: record,
+      kind: 'contradicted',
+      detail: `checkpoint at ${at(placeOf(earliest.line))} vouches for seq ${earliest.head.seq} with hash ${earliest.head.hash.slice(0, 16)}…, this record's is ${record.hash.slice(0, 16)}… (the chain was rewritten from here or before${others > 0 ? `; ${plural(others, 'later checkpoint')} disagree too` : ''})`
+    })
+  }
+  return found
 }
 
 const MAX_PROBLEM_LINES = 1000
@@ -198,17 +271,22 @@ const MAX_PROBLEM_LINES = 1000
 export function formatVerifyReport (report: VerifyReport): { lines: string[], exitCode: number } {
   const lines: string[] = []
   const intact = report.problems.length === 0
+  if (report.keyHint !== null) lines.push(report.keyHint)
   if (report.startsAfterUnknown !== null) {
     lines.push(`starts at seq ${report.startsAfterUnknown} (earlier files not given)`)
   }
-  for (const problem of report.problems.slice(0, MAX_PROBLEM_LINES)) lines.push(`${problem.file}:${problem.line}: ${problem.kind}: ${problem.detail}`)
-  if (report.problems.length > MAX_PROBLEM_LINES) lines.push(`… and ${report.problems.length - MAX_PROBLEM_LINES} more problems`)
-  lines.push(...report.notes)
+  const listed = report.keyHint === null ? report.problems : report.problems.filter((problem) => problem.detail !== HASH_MISMATCH)
+  for (const problem of listed.slice(0, MAX_PROBLEM_LINES)) lines.push(`${problem.file}:${problem.line}: ${problem.kind}: ${problem.detail}`)
+  if (listed.length > MAX_PROBLEM_LINES) lines.push(`… and ${listed.length - MAX_PROBLEM_LINES} more problems`)
   if (report.openIntents.length > 0) {
     lines.push(`open intents: ${report.openIntents.length} without a result (outcome unknown: check Synapse; open intents alone do not fail the check)`)
     for (const intent of report.openIntents) {
       lines.push(`open intent: request_id ${JSON.stringify(intent.requestId)}${intent.action === null ? '' : ` (${intent.action})`} seq ${intent.seq} at ${intent.file}:${intent.line}`)
     }
+  }
+  if (report.checkpoints !== null) {
+    const { file, verified, latestSeq } = report.checkpoints
+    lines.push(`checkpoints: ${plural(verified, 'signed checkpoint')} verified in ${file}${latestSeq === null ? '' : `, the latest vouching for seq ${latestSeq}`}`)
   }
   const range = report.firstSeq === null ? '' : `, seq ${report.firstSeq}–${report.lastSeq ?? report.firstSeq}`
   const counted = `${plural(report.records, 'record')} in ${plural(report.files, 'file')}${range}`

@@ -1,4 +1,6 @@
 import { Environment, type ASTNode } from '@marcbachmann/cel-js'
+import { forEachChild } from './cel-ast.js'
+import { unguardedClaims } from './claim-guards.js'
 
 /**
  * `when:` conditions in CEL (@marcbachmann/cel-js). Each is parsed and type-checked once, at
@@ -14,6 +16,12 @@ export interface ConditionInput {
 }
 
 export type Condition = (input: ConditionInput) => { matched: true } | { matched: false, error?: Error }
+
+export interface CompiledCondition {
+  evaluate: Condition
+  /** The claims it reads without checking first that the token has them (see claim-guards.ts). */
+  unguardedClaims: readonly string[]
+}
 
 export class ConditionError extends Error {}
 
@@ -33,10 +41,6 @@ const environment = new Environment({ limits: LIMITS })
   .registerVariable('room', 'dyn')
   .registerVariable('user', 'dyn')
 
-function isNode (value: unknown): value is ASTNode {
-  return typeof value === 'object' && value !== null && 'op' in value && 'args' in value
-}
-
 /** Walks the AST, refusing nested comprehensions and refused functions. */
 function checkShape (node: ASTNode, comprehensionDepth: number): void {
   let depth = comprehensionDepth
@@ -48,11 +52,7 @@ function checkShape (node: ASTNode, comprehensionDepth: number): void {
       if (depth > 1) throw new ConditionError(`nests ${name}() inside another comprehension, which is not allowed (its cost would grow with the square of the claims' size)`)
     }
   }
-  const visit = (value: unknown): void => {
-    if (isNode(value)) checkShape(value, depth)
-    else if (Array.isArray(value)) value.forEach(visit)
-  }
-  visit(node.args)
+  forEachChild(node, (child) => { checkShape(child, depth) })
 }
 
 function firstLine (error: unknown): string {
@@ -67,7 +67,7 @@ function located (error: unknown): string {
   return `${typeof start === 'number' ? `at character ${start + 1}: ` : ''}${firstLine(error)}`
 }
 
-export function compileCondition (expression: string): Condition {
+export function compileCondition (expression: string): CompiledCondition {
   let evaluate
   try {
     evaluate = environment.parse(expression)
@@ -78,7 +78,7 @@ export function compileCondition (expression: string): Condition {
   if (!checked.valid) throw new ConditionError(`is not valid ${located(checked.error)}`)
   if (checked.type !== 'bool' && checked.type !== 'dyn') throw new ConditionError(`gives ${checked.type ?? 'no value'}, not a bool`)
   checkShape(evaluate.ast, 0)
-  return (input) => {
+  const condition: Condition = (input) => {
     try {
       const result: unknown = evaluate(input)
       if (result === true) return { matched: true }
@@ -88,6 +88,7 @@ export function compileCondition (expression: string): Condition {
       return { matched: false, error: new Error(firstLine(error)) }
     }
   }
+  return { evaluate: condition, unguardedClaims: unguardedClaims(evaluate.ast) }
 }
 
 function typeName (value: unknown): string {

@@ -1,7 +1,7 @@
 import { ACTIONS, type ActionName } from './actions.js'
 import type { Condition, ConditionInput } from './condition.js'
 import type { IdMatcher, RoomPatterns } from './patterns.js'
-import type { Decision, DimensionResult, Explanation, Policy, PolicyCaller, PolicyOptions, PolicyRequest, RoomFacts, RuleTrace, Unmatched } from './types.js'
+import type { ActionAccess, ApprovalRequirement, Decision, DimensionResult, Explanation, Policy, PolicyCaller, PolicyOptions, PolicyRequest, RoomFacts, RuleTrace, Unmatched } from './types.js'
 
 /** A rule as the loader compiled it: every pattern precompiled, nothing left to parse per request. */
 export interface CompiledRule {
@@ -13,6 +13,8 @@ export interface CompiledRule {
   readonly rooms: RoomPatterns | null
   readonly users: readonly IdMatcher[] | null
   readonly when: Condition | null
+  /** Set on allow rules whose action runs only after this approval. */
+  readonly approval: ApprovalRequirement | null
 }
 
 /** How far a rule got before it failed; the deepest stage over all candidate rules names what did not match. */
@@ -21,6 +23,8 @@ type Stage = typeof STAGE[keyof typeof STAGE]
 const UNMATCHED_OF_STAGE: readonly Unmatched[] = ['action', 'room', 'user', 'condition']
 
 const ALLOWED_DETAIL = Object.fromEntries(ACTIONS.map((action) => [action, `the policy allows ${action}`])) as Record<ActionName, string>
+/** Never names the approvers' roles or the rule: a refusal tells the caller what it needs, not who holds what. */
+const APPROVAL_DETAIL = Object.fromEntries(ACTIONS.map((action) => [action, `the policy allows ${action} here only after an approval`])) as Record<ActionName, string>
 
 function rolesMatch (roles: ReadonlySet<string> | null, caller: PolicyCaller): boolean {
   if (roles === null) return true
@@ -93,7 +97,7 @@ export class CompiledPolicy implements Policy {
   readonly #onEvaluationError: PolicyOptions['onEvaluationError']
   readonly #reported = new Set<string>()
 
-  constructor (readonly source: string, rules: readonly CompiledRule[], readonly implicit: boolean, options: PolicyOptions = {}) {
+  constructor (readonly source: string, rules: readonly CompiledRule[], readonly implicit: boolean, options: PolicyOptions = {}, readonly warnings: readonly string[] = []) {
     this.#rules = rules
     this.ruleCount = rules.length
     this.needsRoomAliases = rules.some((rule) => rule.when !== null || (rule.rooms !== null && rule.rooms.aliases.length > 0))
@@ -110,10 +114,17 @@ export class CompiledPolicy implements Policy {
   }
 
   allowedActions (caller: PolicyCaller): ActionName[] {
-    return ACTIONS.filter((action) => {
+    return this.actionAccess(caller).map((access) => access.action)
+  }
+
+  actionAccess (caller: PolicyCaller): ActionAccess[] {
+    return ACTIONS.flatMap((action): ActionAccess[] => {
       const { denies, allows } = this.#byAction.get(action) ?? { denies: [], allows: [] }
       const unconditionallyDenied = denies.some((rule) => rule.rooms === null && rule.users === null && rule.when === null && callerMatches(rule, caller))
-      return !unconditionallyDenied && allows.some((rule) => callerMatches(rule, caller))
+      if (unconditionallyDenied) return []
+      const giving = allows.filter((rule) => callerMatches(rule, caller))
+      if (giving.length === 0) return []
+      return [{ action, outright: giving.some((rule) => rule.approval === null), approval: giving.find((rule) => rule.approval !== null)?.approval ?? null }]
     })
   }
 
@@ -127,12 +138,18 @@ export class CompiledPolicy implements Policy {
       }
     }
     let deepest = 0
+    let approval: ApprovalRequirement | null = null
     for (const rule of rules.allows) {
-      if (!callerMatches(rule, request.caller)) continue
+      // Once an approval rule matched, only a rule allowing outright can change the decision.
+      if ((approval !== null && rule.approval !== null) || !callerMatches(rule, request.caller)) continue
       const stage = this.#targetStage(rule, request, input)
-      if (stage === STAGE.matched) return { allowed: true, rule: rule.name, effect: 'allow', detail: ALLOWED_DETAIL[request.action] }
+      if (stage === STAGE.matched) {
+        if (rule.approval === null) return { allowed: true, rule: rule.name, effect: 'allow', detail: ALLOWED_DETAIL[request.action] }
+        approval = rule.approval
+      }
       if (stage > deepest) deepest = stage
     }
+    if (approval !== null) return { allowed: false, rule: approval.rule, effect: 'allow', approval, detail: APPROVAL_DETAIL[request.action] }
     return this.#nothingMatched(request, UNMATCHED_OF_STAGE[deepest] ?? 'action')
   }
 
@@ -148,14 +165,16 @@ export class CompiledPolicy implements Policy {
         room: rule.rooms === null ? 'any' : request.room === null ? 'absent' : yesNo(roomMatches(rule.rooms, request.room)),
         user: rule.users === null ? 'any' : request.user === null ? 'absent' : yesNo(anyMatches(rule.users, request.user.id)),
         when: 'any',
+        approval: rule.approval,
         matched: false
       }
       if (rule.when !== null) {
         const result = rule.when(input)
-        trace.when = yesNo(result.matched)
+        trace.when = result.matched ? 'yes' : result.error === undefined ? 'no' : 'error'
         if (!result.matched && result.error !== undefined) trace.whenError = result.error.message
       }
-      trace.matched = [trace.roles, trace.orgs, trace.action, trace.room, trace.user, trace.when].every((result) => result === 'yes' || result === 'any')
+      const whenCounts = matchesOrAny(trace.when) || (trace.when === 'error' && rule.effect === 'deny')
+      trace.matched = whenCounts && [trace.roles, trace.orgs, trace.action, trace.room, trace.user].every(matchesOrAny)
       return trace
     })
     return { decision: this.decide(request), rules: traces }
@@ -169,17 +188,20 @@ export class CompiledPolicy implements Policy {
       input.value ??= conditionInput(request)
       const result = rule.when(input.value)
       if (!result.matched) {
-        if (result.error !== undefined) this.#report(rule.name, result.error)
-        return STAGE.condition
+        if (result.error === undefined) return STAGE.condition
+        this.#report(rule, result.error)
+        // Fail closed: a deny rule whose condition cannot be evaluated (a missing claim, a claim of
+        // the wrong type) matches, or a token could escape it by leaving the claim out.
+        if (rule.effect === 'allow') return STAGE.condition
       }
     }
     return STAGE.matched
   }
 
-  #report (rule: string, error: Error): void {
-    if (this.#onEvaluationError === undefined || this.#reported.has(rule)) return
-    this.#reported.add(rule)
-    this.#onEvaluationError(rule, error)
+  #report (rule: CompiledRule, error: Error): void {
+    if (this.#onEvaluationError === undefined || this.#reported.has(rule.name)) return
+    this.#reported.add(rule.name)
+    this.#onEvaluationError(rule.name, error, rule.effect)
   }
 
   #nothingMatched (request: PolicyRequest, unmatched: Unmatched): Decision {
@@ -189,4 +211,8 @@ export class CompiledPolicy implements Policy {
 
 function yesNo (value: boolean): DimensionResult {
   return value ? 'yes' : 'no'
+}
+
+function matchesOrAny (result: DimensionResult): boolean {
+  return result === 'yes' || result === 'any'
 }

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
 import { LineCounter, parseDocument } from 'yaml'
-import { ACTIONS, expandActionPattern, type ActionName } from './actions.js'
-import { compileCondition, ConditionError } from './condition.js'
+import { ACTION_TARGETS, ACTIONS, expandActionPattern, isAction, type ActionName } from './actions.js'
+import { claimExpression, claimGuard } from './claim-guards.js'
+import { compileCondition, ConditionError, type CompiledCondition } from './condition.js'
 import { CompiledPolicy, type CompiledRule } from './engine.js'
 import { addRoomPattern, compileUserPattern, PatternError, type IdMatcher } from './patterns.js'
 import type { Policy, PolicyOptions } from './types.js'
@@ -15,6 +16,11 @@ export class PolicyError extends Error {
 
 const NonEmptyStrings = Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })
 
+export const ApprovalSchema = Type.Object({
+  roles: NonEmptyStrings,
+  count: Type.Integer({ minimum: 1 })
+}, { additionalProperties: false })
+
 export const RuleSchema = Type.Object({
   name: Type.String({ minLength: 1 }),
   effect: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
@@ -23,7 +29,8 @@ export const RuleSchema = Type.Object({
   actions: NonEmptyStrings,
   rooms: Type.Optional(NonEmptyStrings),
   users: Type.Optional(NonEmptyStrings),
-  when: Type.Optional(Type.String({ minLength: 1 }))
+  when: Type.Optional(Type.String({ minLength: 1 })),
+  approval: Type.Optional(ApprovalSchema)
 }, { additionalProperties: false })
 
 export const PolicyFileSchema = Type.Object({
@@ -35,6 +42,7 @@ type RuleSource = Static<typeof RuleSchema>
 
 const RULE_FIELDS = Object.keys(RuleSchema.properties)
 const FILE_FIELDS = Object.keys(PolicyFileSchema.properties)
+const APPROVAL_FIELDS = Object.keys(ApprovalSchema.properties)
 
 /** `rule "helpdesk" (rules[2])`, or `rules[2]` while the rule has no usable name. */
 function ruleLabel (rule: unknown, index: number): string {
@@ -57,6 +65,8 @@ function schemaProblem (error: ValueError): string {
     case ValueErrorType.String: return 'must be a string'
     case ValueErrorType.StringMinLength: return 'must not be empty'
     case ValueErrorType.Union: return 'must be "allow" or "deny"'
+    case ValueErrorType.Integer: return 'must be a whole number'
+    case ValueErrorType.IntegerMinimum: return `must be at least ${String(error.schema.minimum)}`
     default: return error.message
   }
 }
@@ -78,8 +88,11 @@ function describeSchemaError (source: string, value: unknown, error: ValueError)
   const rule = (value as { rules: unknown[] }).rules[index]
   const field = segments.slice(2)
   if (field.length === 0) return `${source}: ${ruleLabel(rule, index)}: ${schemaProblem(error)}`
-  const shown = error.type === ValueErrorType.ObjectAdditionalProperties ? JSON.stringify(field[0]) : fieldOf(field)
-  return `${source}: ${ruleLabel(rule, index)}: ${shown} ${schemaProblem(error)}${known(RULE_FIELDS)}`
+  if (error.type !== ValueErrorType.ObjectAdditionalProperties) return `${source}: ${ruleLabel(rule, index)}: ${fieldOf(field)} ${schemaProblem(error)}`
+  // An unknown field of the rule, or of its approval map.
+  const [parent, unknown] = field.length === 1 ? [null, field[0]] : [fieldOf(field.slice(0, -1)), field.at(-1)]
+  const shown = parent === null ? JSON.stringify(unknown) : `${parent}.${JSON.stringify(unknown)}`
+  return `${source}: ${ruleLabel(rule, index)}: ${shown} ${schemaProblem(error)}${known(parent === null ? RULE_FIELDS : APPROVAL_FIELDS)}`
 }
 
 function parseYaml (text: string, source: string): unknown {
@@ -94,7 +107,8 @@ function parseYaml (text: string, source: string): unknown {
   return document.toJS({ maxAliasCount: 100 })
 }
 
-function compileRule (rule: RuleSource, fail: (problem: string) => never): CompiledRule {
+/** A compiled rule and what `policy check` warns about it (problems without the file and rule). */
+function compileRule (rule: RuleSource, fail: (problem: string) => never): CompiledRule & { warnings: string[] } {
   const actions = new Set<ActionName>()
   rule.actions.forEach((pattern, i) => {
     const expanded = expandActionPattern(pattern)
@@ -125,7 +139,7 @@ function compileRule (rule: RuleSource, fail: (problem: string) => never): Compi
     }
   }) ?? null
 
-  let when: CompiledRule['when'] = null
+  let when: CompiledCondition | null = null
   if (rule.when !== undefined) {
     try {
       when = compileCondition(rule.when)
@@ -135,16 +149,42 @@ function compileRule (rule: RuleSource, fail: (problem: string) => never): Compi
     }
   }
 
+  const effect = rule.effect ?? 'allow'
+  if (rule.approval !== undefined && effect === 'deny') fail('approval is only for allow rules (a deny rule always refuses; nobody can approve it away)')
+
   return {
     name: rule.name,
-    effect: rule.effect ?? 'allow',
+    effect,
     roles: rule.roles === undefined ? null : new Set(rule.roles),
     orgs: rule.orgs === undefined ? null : new Set(rule.orgs),
     actions,
     rooms,
     users,
-    when
+    when: when?.evaluate ?? null,
+    approval: rule.approval === undefined ? null : { rule: rule.name, roles: rule.approval.roles, count: rule.approval.count },
+    warnings: [...targetlessActions(rule), ...(when === null || when.unguardedClaims.length === 0 ? [] : [unguardedWarning(effect, when.unguardedClaims)])]
   }
+}
+
+/**
+ * Actions the rule names by name although it constrains a target they lack (`users:` on
+ * room.members.read, `rooms:` on user.read): the rule never applies to them. Actions reached
+ * through "*" or a prefix are left alone, since there the author did not single them out.
+ */
+function targetlessActions (rule: RuleSource): string[] {
+  return rule.actions.filter(isAction).flatMap((action) => {
+    const lacking: Array<[field: string, target: string]> = []
+    if (rule.rooms !== undefined && !ACTION_TARGETS[action].room) lacking.push(['rooms', 'room'])
+    if (rule.users !== undefined && !ACTION_TARGETS[action].user) lacking.push(['users', 'target user'])
+    return lacking.map(([field, target]) => `${field} never match ${action}, which has no ${target}: this rule never applies to it (name ${action} in a rule without ${field}:)`)
+  })
+}
+
+/** The `policy check` warning for a condition that reads claims without checking them first. */
+function unguardedWarning (effect: 'allow' | 'deny', claims: readonly string[]): string {
+  const them = claims.length === 1 ? 'it' : 'one of them'
+  return `when reads ${claims.map(claimExpression).join(', ')} without checking ${claims.map(claimGuard).join(', ')} first: ` +
+    `a token without ${them} makes the condition fail to evaluate, and this ${effect} rule then ${effect === 'deny' ? 'matches (deny rules fail closed)' : 'does not match'}`
 }
 
 /** Parses and checks a policy; every problem is a PolicyError with one line naming `source`, the rule and the field. */
@@ -155,14 +195,18 @@ export function parsePolicy (text: string, source: string, options: PolicyOption
   const file = value as PolicyFile
 
   const seen = new Map<string, number>()
+  const warnings: string[] = []
   const rules = file.rules.map((rule, index) => {
-    const fail = (problem: string): never => { throw new PolicyError(`${source}: ${ruleLabel(rule, index)}: ${problem}`) }
+    const label = `${source}: ${ruleLabel(rule, index)}`
+    const fail = (problem: string): never => { throw new PolicyError(`${label}: ${problem}`) }
     const earlier = seen.get(rule.name)
     if (earlier !== undefined) fail(`name is already used by rules[${earlier}]`)
     seen.set(rule.name, index)
-    return compileRule(rule, fail)
+    const { warnings: problems, ...compiled } = compileRule(rule, fail)
+    for (const problem of problems) warnings.push(`${label}: ${problem}`)
+    return compiled
   })
-  return new CompiledPolicy(source, rules, false, options)
+  return new CompiledPolicy(source, rules, false, options, warnings)
 }
 
 export function loadPolicyFile (file: string, options: PolicyOptions = {}): Policy {
@@ -188,7 +232,8 @@ export function implicitPolicy (joinRoles: readonly string[]): Policy {
     actions: new Set<ActionName>(['room.join']),
     rooms: null,
     users: null,
-    when: null
+    when: null,
+    approval: null
   }
   return new CompiledPolicy(IMPLICIT_SOURCE, [rule], true)
 }

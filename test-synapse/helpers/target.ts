@@ -14,7 +14,7 @@ export interface SynapseTarget {
 const VARIABLES = ['SYNAPSE_TEST_URL', 'SYNAPSE_TEST_SHARED_SECRET', 'SYNAPSE_TEST_SERVER_NAME'] as const
 
 export const HOW_TO_START = 'start one with `../shared/synapse/real/start.sh /tmp/synapse-it 18008` and export base_url, ' +
-  'registration_shared_secret and server_name from /tmp/synapse-it/RUNNING.json (README: "Testing against a real Synapse")'
+  'registration_shared_secret and server_name from /tmp/synapse-it/RUNNING.json (docs/testing.md: "Testing against a real Synapse")'
 
 export class TargetError extends Error {}
 
