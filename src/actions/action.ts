@@ -2,8 +2,9 @@ import type { TSchema } from '@sinclair/typebox'
 import type { Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
 import type { ProblemCode } from '../errors.js'
+import type { LookedUpUser } from '../synapse/answers.js'
 import type { TrackedSynapse } from '../synapse/calls.js'
-import type { ResolvedRoom, RoomDirectory } from '../synapse/rooms.js'
+import type { ResolvedRoom, RoomDirectory, RoomSnapshot } from '../synapse/rooms.js'
 import type { CheckStep } from './checks.js'
 
 /**
@@ -36,7 +37,7 @@ export interface ActionDefinition<Params extends TSchema = TSchema, Body extends
    * Preconditions, in order: the real call runs the gateway's own (stopping at the first failure),
    * a dry run shows them all with the ones Synapse checks itself (src/actions/checks.ts).
    */
-  checks?: Array<CheckStep>
+  checks?: CheckStep[]
   /** Does the work once the checks passed; `room` is resolved when the action has one. */
   run: (context: ActionContext, target: ResolvedTarget) => Promise<unknown>
 }
@@ -76,8 +77,8 @@ export interface ActionContext {
 
 /** Per request, memoised: checks and `run` read the same answers instead of asking twice. */
 export interface RequestFacts {
-  user: (userId: string) => Promise<import('../synapse/answers.js').LookedUpUser>
-  room: (roomId: string) => Promise<import('../synapse/rooms.js').RoomSnapshot>
+  user: (userId: string) => Promise<LookedUpUser>
+  room: (roomId: string) => Promise<RoomSnapshot>
 }
 
 /** Declares an action, keeping its literal name (the catalog's names become the ActionName type). */
