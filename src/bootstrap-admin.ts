@@ -19,6 +19,8 @@ export interface BootstrapOptions {
   tokenFile: string
   passwordFile: string
   owner?: { uid: number, gid: number } | undefined
+  /** Also write a Kubernetes Secret manifest holding both files, for `kubectl apply -f`. */
+  secretManifest?: { file: string, name: string } | undefined
 }
 
 export const USAGE = `Usage: node dist/bootstrap-admin.js [options]     (from a checkout: npm run bootstrap -- [options])
@@ -39,6 +41,9 @@ Options (each also read from the environment variable in brackets):
   --username NAME              the account's localpart [ADMIN_USERNAME] (default gateway-admin)
   --owner UID:GID              give both files to this owner, e.g. 1000:1000 for the image's
                                node user (needs root) [FILE_OWNER] (default: leave as created)
+  --secret-manifest FILE       also write a Kubernetes Secret manifest with both, named by
+                               --secret-name [SECRET_MANIFEST_FILE] (Kubernetes Job)
+  --secret-name NAME           [SECRET_NAME] (default synapse-admin-gateway-admin)
   -h, --help                   show this text
 
 Example (bare metal, Synapse on this host):
@@ -104,6 +109,19 @@ function readTrimmed (file: string): string {
 
 /** Returns what it did: kept a working token, registered the account, or logged in again. */
 export async function bootstrapAdmin (options: BootstrapOptions): Promise<'kept' | 'registered' | 'logged-in'> {
+  const result = await ensureToken(options)
+  if (options.secretManifest !== undefined) {
+    const data: Record<string, string> = {}
+    for (const [key, file] of [['synapse_admin_token', options.tokenFile], ['gateway_admin_password', options.passwordFile]] as const) {
+      if (existsSync(file)) data[key] = Buffer.from(readTrimmed(file)).toString('base64')
+    }
+    const manifest = { apiVersion: 'v1', kind: 'Secret', metadata: { name: options.secretManifest.name }, type: 'Opaque', data }
+    writeSecret(options.secretManifest.file, JSON.stringify(manifest), options.owner)
+  }
+  return result
+}
+
+async function ensureToken (options: BootstrapOptions): Promise<'kept' | 'registered' | 'logged-in'> {
   const base = options.synapseUrl.replace(/\/+$/, '')
   const existing = existsSync(options.tokenFile) ? readTrimmed(options.tokenFile) : ''
   if (existing !== '' && (await call(`${base}/_matrix/client/v3/account/whoami`, 'GET', undefined, existing)).status === 200) return 'kept'
@@ -158,6 +176,8 @@ export function bootstrapOptionsFrom (args: string[], env: Record<string, string
         'password-file': { type: 'string' },
         username: { type: 'string' },
         owner: { type: 'string' },
+        'secret-manifest': { type: 'string' },
+        'secret-name': { type: 'string' },
         help: { type: 'boolean', short: 'h' }
       }
     }).values
@@ -183,13 +203,15 @@ export function bootstrapOptionsFrom (args: string[], env: Record<string, string
   const ownerText = setting('owner', 'FILE_OWNER')
   const owner = ownerText === undefined ? undefined : /^(\d+):(\d+)$/.exec(ownerText)
   if (owner === null) throw new BootstrapError('--owner must look like 1000:1000 (numeric uid:gid)')
+  const manifestFile = setting('secret-manifest', 'SECRET_MANIFEST_FILE')
   return {
     synapseUrl,
     sharedSecret,
     username: setting('username', 'ADMIN_USERNAME') ?? 'gateway-admin',
     tokenFile,
     passwordFile: setting('password-file', 'PASSWORD_FILE') ?? join(dirname(tokenFile), 'gateway_admin_password'),
-    owner: owner === undefined ? undefined : { uid: Number(owner[1]), gid: Number(owner[2]) }
+    owner: owner === undefined ? undefined : { uid: Number(owner[1]), gid: Number(owner[2]) },
+    secretManifest: manifestFile === undefined ? undefined : { file: manifestFile, name: setting('secret-name', 'SECRET_NAME') ?? 'synapse-admin-gateway-admin' }
   }
 }
 

@@ -45,6 +45,15 @@ t.test('registers, keeps, and recovers the gateway admin token', async (t) => {
   t.equal(await bootstrapAdmin(options), 'kept', 'a working token is kept')
   t.equal(readFileSync(options.tokenFile, 'utf8').trim(), token)
 
+  // The Kubernetes Job's form: a Secret manifest with both files, for kubectl apply.
+  const manifestFile = join(dir, 'secret.json')
+  t.equal(await bootstrapAdmin({ ...options, secretManifest: { file: manifestFile, name: 'gw-admin' } }), 'kept')
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { kind: string, metadata: { name: string }, data: Record<string, string> }
+  t.match(manifest, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'gw-admin' }, type: 'Opaque' })
+  t.equal(Buffer.from(manifest.data.synapse_admin_token as string, 'base64').toString(), token)
+  t.equal(Buffer.from(manifest.data.gateway_admin_password as string, 'base64').toString(), readFileSync(options.passwordFile, 'utf8').trim())
+  t.equal(statSync(manifestFile).mode & 0o777, 0o600, 'private like the token')
+
   writeFileSync(options.tokenFile, 'syt_revoked\n')
   t.equal(await bootstrapAdmin(options), 'logged-in', 'a lost token is replaced by logging in with the saved password')
   t.not(readFileSync(options.tokenFile, 'utf8').trim(), 'syt_revoked')
@@ -124,6 +133,9 @@ t.test('options: defaults, owner, the password file next to the token', async (t
     owner: { uid: 1000, gid: 1000 }
   })
   t.equal(bootstrapOptionsFrom(['-h'], {}), 'help')
+  t.match(bootstrapOptionsFrom(['--synapse-config', join(dir, 'homeserver.yaml'), '--token-file', '/t', '--secret-manifest', '/work/secret.json'], {}), {
+    secretManifest: { file: '/work/secret.json', name: 'synapse-admin-gateway-admin' }
+  })
   const fromEnv = bootstrapOptionsFrom([], { SYNAPSE_CONFIG_FILE: join(dir, 'homeserver.yaml'), TOKEN_FILE: '/t', FILE_OWNER: '', ADMIN_USERNAME: 'gw' })
   t.match(fromEnv, { username: 'gw', owner: undefined }, 'an empty FILE_OWNER leaves the owner alone')
 })
