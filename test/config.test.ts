@@ -125,6 +125,7 @@ t.test('PUBLIC_URL: an http(s) URL, the trailing slash dropped', async (t) => {
   t.equal(loadConfig({ ...base, PUBLIC_URL: 'https://gateway.example.com/' }).publicUrl, 'https://gateway.example.com')
   t.equal(loadConfig({ ...base, PUBLIC_URL: 'https://example.com/matrix-admin' }).publicUrl, 'https://example.com/matrix-admin')
   t.equal(loadConfig(base).publicUrl, undefined)
+  t.equal(startupSummary(loadConfig({ ...base, PUBLIC_URL: 'https://gateway.example.com' })).public_url, 'https://gateway.example.com', 'in the start-up summary')
   rejects(t, { ...base, PUBLIC_URL: 'gateway.example.com' }, 'PUBLIC_URL', 'no scheme')
 })
 
