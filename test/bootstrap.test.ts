@@ -4,29 +4,15 @@
  * when the token was lost. As a command: --help needs no file, options come from flags or the
  * environment, and every failure is one line on stderr without a stack trace or the secret.
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { SimulatedHomeserver } from '../dev/homeserver/server.js'
 import { bootstrapAdmin, bootstrapOptionsFrom, sharedSecretFrom } from '../src/bootstrap-admin.js'
-import { collect, exited } from './helpers/process.js'
+import { runScript } from './helpers/process.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-/** `npm run bootstrap -- <args>` without npm: tsx on the source, only the given environment. */
-async function runBootstrap (args: string[], env: Record<string, string> = {}) {
-  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx src/bootstrap-admin.ts "$@"', process.execPath, ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const out = collect(child)
-  const { code } = await exited(child)
-  return { ...out, code }
-}
+const runBootstrap = async (args: string[], env: Record<string, string> = {}) => await runScript('src/bootstrap-admin.ts', args, env)
 
 t.test('registers, keeps, and recovers the gateway admin token', async (t) => {
   const homeserver = new SimulatedHomeserver({ registrationSharedSecret: 'shh-registration' })
