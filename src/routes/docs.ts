@@ -63,7 +63,7 @@ export function completeDocument (document: OpenApiDocument): OpenApiDocument {
  * Where the served document says the API is: PUBLIC_URL when set, else the scheme and host
  * the request came with (through trusted proxies only), else relative to the document.
  */
-export function serverFor (request: FastifyRequest, publicUrl: string | undefined): { url: string, description: string } {
+function serverFor (request: FastifyRequest, publicUrl: string | undefined): { url: string, description: string } {
   if (publicUrl !== undefined) return { url: publicUrl, description: 'This gateway (PUBLIC_URL)' }
   // Only a plain host[:port]: anything else in a Host header is not worth echoing into a document.
   if (/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(request.host)) {
