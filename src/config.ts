@@ -59,7 +59,9 @@ export const EnvSchema = Type.Object({
   BATCH_MAX_ITEMS: Integer({ minimum: 1, maximum: 10000, default: '100' }),
   BATCH_CONCURRENCY: Integer({ minimum: 1, maximum: 256, default: '4' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^(redis|rediss|valkey|valkeys)://[^\\s]+$' })),
+  REDIS_URL_FILE: Type.Optional(Type.String({ minLength: 1 })),
   DOCS_ENABLED: Bool('true'),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$' })),
   METRICS_ENABLED: Bool('true'),
   METRICS_PORT: Type.Optional(Integer({ minimum: 1, maximum: 65535 })),
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
@@ -86,7 +88,8 @@ const EXAMPLES: Partial<Record<keyof Env, string>> = {
   ALLOWED_ORGS: 'acme,partner',
   JWT_ALGORITHMS: 'RS256,ES256',
   JWT_ISSUER: 'https://idp.example.com/realms/acme',
-  JWT_AUDIENCE: 'synapse-admin-gateway'
+  JWT_AUDIENCE: 'synapse-admin-gateway',
+  PUBLIC_URL: 'https://gateway.example.com'
 }
 
 /** Says what is wrong with a variable without ever repeating its value (it may be a secret). */
@@ -207,6 +210,27 @@ function secretFromEnvOrFile (env: Env, name: 'SYNAPSE_ADMIN_TOKEN' | 'JWT_SECRE
   }
   content = content.replace(/\r?\n$/, '')
   if (content === '') throw new ConfigError(fileName, 'names an empty file')
+  return content
+}
+
+/**
+ * REDIS_URL or REDIS_URL_FILE (never both): a file keeps a password in the URL out of the
+ * environment. Its content is checked like REDIS_URL, and never repeated in an error.
+ */
+function redisUrlFrom (env: Env): string | undefined {
+  if (env.REDIS_URL !== undefined && env.REDIS_URL_FILE !== undefined) {
+    throw new ConfigError('REDIS_URL', 'and REDIS_URL_FILE are both set; set only one')
+  }
+  if (env.REDIS_URL_FILE === undefined) return env.REDIS_URL
+  let content: string
+  try {
+    content = readFileSync(env.REDIS_URL_FILE, 'utf8').trim()
+  } catch (err) {
+    throw new ConfigError('REDIS_URL_FILE', `names a file that cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+  if (!new RegExp(EnvSchema.properties.REDIS_URL.pattern as string).test(content)) {
+    throw new ConfigError('REDIS_URL_FILE', `names a file that does not hold one URL like ${EXAMPLES.REDIS_URL ?? ''}`)
+  }
   return content
 }
 
@@ -334,6 +358,7 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
   })
 
   const auditCheckpoint = check(() => auditCheckpointSettings(env))
+  const redisUrl = check(() => redisUrlFrom(env))
 
   check(() => {
     if (env.LOG_PRETTY !== 'true') return
@@ -364,7 +389,8 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     idempotencyTtlS: Number(env.IDEMPOTENCY_TTL_S),
     batchMaxItems: Number(env.BATCH_MAX_ITEMS),
     batchConcurrency: Number(env.BATCH_CONCURRENCY),
-    redisUrl: env.REDIS_URL,
+    redisUrl,
+    publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ''),
     synapse: {
       url: synapseUrl.replace(/\/+$/, ''),
       adminToken: adminToken as string,
