@@ -43,7 +43,7 @@ export interface HomeserverOptions extends Partial<SeedOptions> {
   registrationSharedSecret?: string
   /** The Synapse version to answer as (dev/homeserver/versions.ts); default the newest recorded. */
   synapseVersion?: SynapseVersion
-  /** Only `deactivated` and `shadow_banned` as booleans, the rest as the version says (a mixed answer for tests). */
+  /** `deactivated` and `shadow_banned` as booleans (true) or 0/1 (false) whatever the version; default: as the version answers. */
   deactivatedAsBoolean?: boolean
   /** Keep every request in `calls` (for tests; off for long benchmark runs). */
   recordCalls?: boolean
