@@ -186,6 +186,10 @@ export type KickAnswer = 'removed' | 'not_in_room' | 'banned'
 export function kickAnswer (response: SynapseResponse): KickAnswer {
   const { errcode, error } = checked(response, true)
   if (response.status === 200) return 'removed'
+  // Synapse 1.163 (not 1.67, which answers 403 "not in the room") for an unknown room.
+  if (response.status === 404 && error === 'Not a known room') {
+    throw problem('room_not_found', `Synapse does not know this room: check the room ID or alias.${quote(error)}`, { matrixErrcode: errcode })
+  }
   if (response.status === 403) {
     // Also said for unknown rooms: the caller tells those apart with the room details.
     if (error === 'The target user is not in the room') return 'not_in_room'

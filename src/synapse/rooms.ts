@@ -122,12 +122,28 @@ export interface RoomSnapshot {
 
 const numberOr = (value: unknown, fallback: number) => typeof value === 'number' && Number.isFinite(value) ? value : fallback
 
+/**
+ * Room version 12 (current Synapse's default; MSC4289, not in 1.67) gives the room's creators unlimited
+ * power; they are never listed in the power levels' `users`.
+ */
+function creatorsOf (create: StateEvent | undefined): string[] {
+  if (create === undefined) return []
+  const version = String(create.content.room_version ?? '1')
+  const privileged = version === 'org.matrix.hydra.11' || (/^\d+$/.test(version) && Number(version) >= 12)
+  if (!privileged) return []
+  const additional = Array.isArray(create.content.additional_creators) ? create.content.additional_creators.filter((id): id is string => typeof id === 'string') : []
+  const sender = (create as { sender?: unknown }).sender
+  return [...(typeof sender === 'string' ? [sender] : []), ...additional]
+}
+
 export function snapshotOf (state: StateEvent[]): RoomSnapshot {
   const members = new Map<string, string>()
   let powerLevels: Record<string, unknown> = {}
   let joinRule = 'invite'
+  let create: StateEvent | undefined
   for (const event of state) {
     if (event.type === 'm.room.member' && typeof event.content.membership === 'string') members.set(event.state_key, event.content.membership)
+    else if (event.type === 'm.room.create' && event.state_key === '') create = event
     else if (event.type === 'm.room.power_levels' && event.state_key === '') powerLevels = event.content
     else if (event.type === 'm.room.join_rules' && typeof event.content.join_rule === 'string') joinRule = event.content.join_rule
   }
@@ -135,7 +151,10 @@ export function snapshotOf (state: StateEvent[]): RoomSnapshot {
   const events = (typeof powerLevels.events === 'object' && powerLevels.events !== null ? powerLevels.events : {}) as Record<string, unknown>
   const usersDefault = numberOr(powerLevels.users_default, 0)
   const stateDefault = numberOr(powerLevels.state_default, 50)
-  const powerLevel = (userId: string) => Object.hasOwn(users, userId) ? numberOr(users[userId], usersDefault) : usersDefault
+  const creators = creatorsOf(create)
+  const powerLevel = (userId: string) => creators.includes(userId)
+    ? Number.POSITIVE_INFINITY
+    : Object.hasOwn(users, userId) ? numberOr(users[userId], usersDefault) : usersDefault
   return {
     joinRule,
     membership: (userId) => members.get(userId),
@@ -146,7 +165,7 @@ export function snapshotOf (state: StateEvent[]): RoomSnapshot {
       ban: numberOr(powerLevels.ban, 50),
       powerLevels: numberOr(events['m.room.power_levels'], stateDefault)
     },
-    joinedPowerUsers: (serverName) => Object.keys(users)
+    joinedPowerUsers: (serverName) => [...new Set([...creators, ...Object.keys(users)])]
       .filter((userId) => userId.endsWith(`:${serverName}`) && members.get(userId) === 'join')
       .map((userId) => ({ userId, level: powerLevel(userId) }))
       .sort((a, b) => b.level - a.level)
