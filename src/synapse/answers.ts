@@ -62,6 +62,8 @@ function checked (response: SynapseResponse, acting: boolean): { errcode: string
   return matrixError(response.json)
 }
 
+const NOTHING_CHANGED = 'Synapse failed to answer the read; nothing was changed; retry later.'
+
 /** A call that got no answer: nothing was sent, it timed out, or the connection broke. */
 export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, retryAfterS: number): GatewayError {
   const outcome = mayHaveActed && failure.sent ? 'unknown' : 'failed'
@@ -72,10 +74,11 @@ export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, r
       return problem('upstream_unavailable', 'Synapse keeps failing, so requests to it are paused; retry shortly.', { retryAfterS })
     case 'unavailable':
       return problem('upstream_unavailable', 'Synapse cannot be reached; retry shortly or ask the operator to check it.', { retryAfterS: 5 })
+    // Only a call that may have changed something, and was sent, leaves the caller in doubt.
     case 'timeout':
-      return problem('upstream_timeout', DETAILS.upstream_timeout, { outcome })
+      return problem('upstream_timeout', outcome === 'unknown' ? DETAILS.upstream_timeout : `Synapse did not answer in time. ${NOTHING_CHANGED}`, { outcome })
     case 'broken':
-      return problem('upstream_error', 'The connection to Synapse broke or its answer was unreadable. The action may or may not have happened.', { outcome })
+      return problem('upstream_error', `The connection to Synapse broke or its answer was unreadable. ${outcome === 'unknown' ? 'The action may or may not have happened.' : NOTHING_CHANGED}`, { outcome })
   }
 }
 
