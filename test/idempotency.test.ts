@@ -77,7 +77,7 @@ for (const store of ['memory', 'redis'] as const) {
       let dump = keys.join('\n')
       for (const name of keys) {
         const type = await redis.type(name)
-        dump += type === 'hash' ? JSON.stringify(await redis.hgetall(name)) : type === 'zset' ? (await redis.zrange(name, 0, -1)).join() : String(await redis.get(name))
+        dump += type === 'hash' ? JSON.stringify(await redis.hgetall(name)) : type === 'zset' ? (await redis.zrange(name, '0', '-1')).join() : String(await redis.get(name))
       }
       t.notOk(dump.includes(key), 'not in any Redis key or value')
       t.notOk(dump.includes(sha256(key)), 'not even its plain SHA-256 (records are keyed by caller and key)')

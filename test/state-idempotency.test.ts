@@ -197,7 +197,7 @@ t.test('Redis store: no key material in Redis', { skip }, async (t) => {
   const keys = await client.keys('*')
   const budget = keys.filter((key) => key.startsWith('sag:idem:budget:')).sort()
   t.same(budget, ['sag:idem:budget:answers', 'sag:idem:budget:bytes'], 'the byte budget of the prefix')
-  t.match(await client.zrange('sag:idem:budget:answers', 0, -1), [/^[0-9]+:[0-9a-f]{64}$/], 'sizes and hashes only')
+  t.match(await client.zrange('sag:idem:budget:answers', '0', '-1'), [/^[0-9]+:[0-9a-f]{64}$/], 'sizes and hashes only')
   const records = keys.filter((key) => !budget.includes(key))
   t.equal(records.length, 2)
   for (const key of records) {
