@@ -84,18 +84,18 @@ interface MemoryRecord {
 /** An answer larger than this is never stored: the request answers, a retry runs again. */
 export const MAX_STORED_ANSWER_BYTES = 1024 * 1024
 /** IDEMPOTENCY_MAX_BYTES's default, per replica in memory or per Redis prefix. */
-export const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 /** A record's own cost beside its strings: the Map entry, the record object, the answer's objects. */
 const RECORD_OVERHEAD_BYTES = 200
 
 /** The bytes an answer stands for: its body and headers as UTF-8. */
-export function answerBytes (answer: StoredAnswer): number {
+function answerBytes (answer: StoredAnswer): number {
   let bytes = Buffer.byteLength(answer.body)
   for (const [name, value] of Object.entries(answer.headers)) bytes += name.length + Buffer.byteLength(value)
   return bytes
 }
 
-/** Whether an answer may be stored at all under a budget of `maxBytes`. */
+/** The answer's bytes when it may be stored under a budget of `maxBytes`; undefined when it is too big. */
 function storable (answer: StoredAnswer, maxBytes: number): number | undefined {
   const bytes = answerBytes(answer)
   return bytes <= Math.min(MAX_STORED_ANSWER_BYTES, maxBytes) ? bytes : undefined

@@ -62,7 +62,11 @@ function checked (response: SynapseResponse, acting: boolean): { errcode: string
   return matrixError(response.json)
 }
 
-const NOTHING_CHANGED = 'Synapse failed to answer the read; nothing was changed; retry later.'
+/** What a call that got no answer leaves behind, said truthfully: only an acting call that was sent leaves doubt. */
+function aftermath (mayHaveActed: boolean, sent: boolean): string {
+  if (!mayHaveActed) return 'Synapse failed to answer the read; nothing was changed; retry later.'
+  return sent ? 'The action may or may not have happened.' : 'The request never reached Synapse; nothing was changed; retry later.'
+}
 
 /** A call that got no answer: nothing was sent, it timed out, or the connection broke. */
 export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, retryAfterS: number): GatewayError {
@@ -74,11 +78,10 @@ export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, r
       return problem('upstream_unavailable', 'Synapse keeps failing, so requests to it are paused; retry shortly.', { retryAfterS })
     case 'unavailable':
       return problem('upstream_unavailable', 'Synapse cannot be reached; retry shortly or ask the operator to check it.', { retryAfterS: 5 })
-    // Only a call that may have changed something, and was sent, leaves the caller in doubt.
     case 'timeout':
-      return problem('upstream_timeout', outcome === 'unknown' ? DETAILS.upstream_timeout : `Synapse did not answer in time. ${NOTHING_CHANGED}`, { outcome })
+      return problem('upstream_timeout', outcome === 'unknown' ? DETAILS.upstream_timeout : `Synapse did not answer in time. ${aftermath(mayHaveActed, failure.sent)}`, { outcome })
     case 'broken':
-      return problem('upstream_error', `The connection to Synapse broke or its answer was unreadable. ${outcome === 'unknown' ? 'The action may or may not have happened.' : NOTHING_CHANGED}`, { outcome })
+      return problem('upstream_error', `The connection to Synapse broke or its answer was unreadable. ${aftermath(mayHaveActed, failure.sent)}`, { outcome })
   }
 }
 
