@@ -10,6 +10,7 @@
  *   redis       the gateway with REDIS_URL (a redis-server started here) and without
  *   junk        random-signature tokens against valid joins
  *   latency     a homeserver that takes 20 ms: gateway, proxy and direct calls at 1 and 10 connections
+ *   flood       refused batches with fresh Idempotency-Keys: RSS and audit growth (bench/flood.ts, FLOOD_SECONDS)
  *
  * Every measurement of a phase is repeated BENCH_ROUNDS times (default 3), alternating the
  * targets, and the medians are reported. BENCH_SECONDS per measurement (default 3),
@@ -29,12 +30,13 @@ import autocannon from 'autocannon'
 import { Pool, request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { helpdeskClaims, signJwt } from '../dev/tokens.js'
+import { floodPhase } from './flood.js'
 import { freePort } from './free-port.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const seconds = Number(process.env.BENCH_SECONDS ?? 3)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
-const phases = new Set((process.env.BENCH_PHASES ?? 'throughput,features,actions,redis,junk,latency').split(','))
+const phases = new Set((process.env.BENCH_PHASES ?? 'throughput,features,actions,redis,junk,latency,flood').split(','))
 const profiling = process.env.BENCH_CPU_PROF === '1'
 const workDir = mkdtempSync(join(tmpdir(), 'gateway-bench-'))
 const ADMIN_TOKEN = 'syt_bench_admin_token'
@@ -467,6 +469,22 @@ try {
     table(['connections', 'direct p50', 'direct p99', 'proxy p50', 'proxy p99', 'gateway p50', 'gateway p99', 'added over proxy p50 / p99', 'added over direct p50 / p99'], rows.map((row) =>
       [row.connections as number, row['direct p50'] as number, row['direct p99'] as number, row['proxy p50'] as number, row['proxy p99'] as number, row['gateway p50'] as number, row['gateway p99'] as number,
         `${row['added over proxy p50']} / ${row['added over proxy p99']}`, `${row['added over direct p50']} / ${row['added over direct p99']}`]))
+  }
+
+  if (phases.has('flood')) {
+    const flood = await floodPhase({
+      start: async (name, env) => await startGateway(name, synapseUrl, env),
+      stop: async (target) => { await stop(target as Target) },
+      sign: (claims) => signJwt({ alg: 'HS256' }, helpdeskClaims(claims, 3600), SECRET),
+      rssMiB,
+      auditFile: (name) => join(workDir, `audit-flood-${name}.log`),
+      room,
+      user,
+      log
+    })
+    report.flood = flood.results
+    Object.assign(budgets, flood.budgets)
+    markdown.push(...flood.markdown)
   }
 
   const peak = Math.max(idleAfterWarmUp, ...peaks)

@@ -171,6 +171,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   const state = createSharedState({
     redisUrl: config.redisUrl,
     idempotencyTtlS: config.idempotencyTtlS,
+    idempotencyMaxBytes: config.idempotencyMaxBytes,
     // A replica that died mid-request must not hold the key for ever: the request's whole budget and a margin.
     inFlightTtlS: Math.ceil((config.synapse.timeoutMs + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger

@@ -56,6 +56,7 @@ export const EnvSchema = Type.Object({
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   REQUIRE_REASON: Bool('false'),
   IDEMPOTENCY_TTL_S: Integer({ minimum: 1, maximum: 31536000, default: '86400' }),
+  IDEMPOTENCY_MAX_BYTES: Integer({ minimum: 1024, maximum: 1099511627776, default: '67108864' }),
   BATCH_MAX_ITEMS: Integer({ minimum: 1, maximum: 10000, default: '100' }),
   BATCH_CONCURRENCY: Integer({ minimum: 1, maximum: 256, default: '4' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^(redis|rediss|valkey|valkeys)://[^\\s]+$' })),
@@ -73,7 +74,7 @@ export const EnvSchema = Type.Object({
 })
 export type Env = Static<typeof EnvSchema>
 
-const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S'] as const
+const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'IDEMPOTENCY_MAX_BYTES', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S'] as const
 
 /** What a well-formed value looks like, for the variables whose form is not a number or a choice. */
 const EXAMPLES: Partial<Record<keyof Env, string>> = {
@@ -387,6 +388,7 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     requireReason: env.REQUIRE_REASON === 'true',
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS),
     idempotencyTtlS: Number(env.IDEMPOTENCY_TTL_S),
+    idempotencyMaxBytes: Number(env.IDEMPOTENCY_MAX_BYTES),
     batchMaxItems: Number(env.BATCH_MAX_ITEMS),
     batchConcurrency: Number(env.BATCH_CONCURRENCY),
     redisUrl,

@@ -62,6 +62,12 @@ function checked (response: SynapseResponse, acting: boolean): { errcode: string
   return matrixError(response.json)
 }
 
+/** What a call that got no answer leaves behind, said truthfully: only an acting call that was sent leaves doubt. */
+function aftermath (mayHaveActed: boolean, sent: boolean): string {
+  if (!mayHaveActed) return 'Synapse failed to answer the read; nothing was changed; retry later.'
+  return sent ? 'The action may or may not have happened.' : 'The request never reached Synapse; nothing was changed; retry later.'
+}
+
 /** A call that got no answer: nothing was sent, it timed out, or the connection broke. */
 export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, retryAfterS: number): GatewayError {
   const outcome = mayHaveActed && failure.sent ? 'unknown' : 'failed'
@@ -73,9 +79,9 @@ export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, r
     case 'unavailable':
       return problem('upstream_unavailable', 'Synapse cannot be reached; retry shortly or ask the operator to check it.', { retryAfterS: 5 })
     case 'timeout':
-      return problem('upstream_timeout', DETAILS.upstream_timeout, { outcome })
+      return problem('upstream_timeout', outcome === 'unknown' ? DETAILS.upstream_timeout : `Synapse did not answer in time. ${aftermath(mayHaveActed, failure.sent)}`, { outcome })
     case 'broken':
-      return problem('upstream_error', 'The connection to Synapse broke or its answer was unreadable. The action may or may not have happened.', { outcome })
+      return problem('upstream_error', `The connection to Synapse broke or its answer was unreadable. ${aftermath(mayHaveActed, failure.sent)}`, { outcome })
   }
 }
 
