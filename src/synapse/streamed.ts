@@ -1,0 +1,89 @@
+import { JSONParser } from '@streamparser/json'
+
+/**
+ * Reading a big Synapse answer (a room's whole state, its members list) without holding it:
+ * the body is parsed as it arrives and only the values a decision needs are kept, so memory stays
+ * bounded by what is kept, whatever the size of the room. `paths` are JSONPath-like selectors as
+ * @streamparser/json names them (`$.state.*`: each element of `state`); each selected value is
+ * handed to `keep` and then dropped by the parser (its stack is not kept).
+ */
+export interface Selection {
+  paths: string[]
+  keep: (value: unknown, path: string) => void
+  /** What the answer's `json` becomes once the whole body was read. */
+  result: () => unknown
+}
+
+/** Makes a fresh selection per attempt (a retried call starts over). */
+export type SelectionFactory = () => Selection
+
+export interface StreamedJson {
+  write: (chunk: Uint8Array) => void
+  /** The selection's result, or undefined when the body was not (whole) JSON. */
+  end: () => unknown
+}
+
+export function streamedJson (selection: Selection): StreamedJson {
+  const parser = new JSONParser({ paths: selection.paths, keepStack: false })
+  let broken = false
+  parser.onValue = ({ value, key, stack }) => {
+    const path = ['$', ...stack.slice(1).map((element) => element.key), key].filter((part) => part !== undefined).join('.')
+    selection.keep(value, path)
+  }
+  parser.onError = () => { broken = true }
+  return {
+    write (chunk) {
+      if (!broken) parser.write(chunk)
+    },
+    end () {
+      if (!broken && !parser.isEnded) parser.end()
+      return broken ? undefined : selection.result()
+    }
+  }
+}
+
+/** A room state answer (`{"state": [events]}`) that keeps only the events `wanted` names. */
+export function stateSelection (wanted: (event: { type: string, state_key: string, content: Record<string, unknown> }) => boolean): SelectionFactory {
+  return () => {
+    const state: unknown[] = []
+    let listed = false
+    return {
+      paths: ['$.state.*', '$.state'],
+      keep (value, path) {
+        if (path === '$.state') {
+          listed = Array.isArray(value)
+        } else if (isStateEvent(value) && wanted(value)) {
+          state.push(value)
+        }
+      },
+      result: () => listed ? { state } : {}
+    }
+  }
+}
+
+/** A members answer (`{"members": [...], "total"}`) keeping the members from `offset` on, `limit` of them, and the count. */
+export function membersSelection (offset: number, limit: number): SelectionFactory {
+  return () => {
+    const members: string[] = []
+    let seen = 0
+    let listed = false
+    return {
+      paths: ['$.members.*', '$.members'],
+      keep (value, path) {
+        if (path === '$.members') {
+          listed = Array.isArray(value)
+        } else if (typeof value === 'string') {
+          if (seen >= offset && members.length < limit) members.push(value)
+          seen++
+        }
+      },
+      result: () => listed ? { members, total: seen } : {}
+    }
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+function isStateEvent (value: unknown): value is { type: string, state_key: string, content: Record<string, unknown> } {
+  return isObject(value) && typeof value.type === 'string' && typeof value.state_key === 'string' && isObject(value.content)
+}
