@@ -14,7 +14,7 @@ import { allowAllPolicy, enc } from './helpers/actions.js'
 const room = ACTION_ROOMS.kickPublic
 const user = ACTION_USERS.neverJoined
 
-async function gateway (t: Parameters<Parameters<typeof t.test>[1]>[0], threshold: number) {
+async function gateway (t: { after: (fn: () => unknown) => void }, threshold: number) {
   const clock = { now: 1_000_000 }
   const h = await startHarness(t, {
     env: { POLICY_FILE: allowAllPolicy(t), RATE_LIMIT_PER_MINUTE: '10000' },
