@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { request } from 'undici'
-import { addBigRooms, bigMember, BIG_ROOM_MEMBERS, BIG_ROOMS } from '../dev/homeserver/big-rooms.js'
+import { addBigRooms, addMembersRoom, bigMember, BIG_ROOM_MEMBERS, BIG_ROOMS } from '../dev/homeserver/big-rooms.js'
 import { ACTION_ROOMS, ACTION_USERS } from '../dev/homeserver/state.js'
 import { startHarness, type Harness } from './helpers/harness.js'
 import { act, type Answer } from './helpers/audit.js'
@@ -31,7 +31,7 @@ rules:
 
 async function bigRoomGateway (t: { after: (fn: () => unknown) => void }): Promise<Harness> {
   const h = await startHarness(t, {
-    env: { POLICY_FILE: tempPolicy(t, POLICY).file, RATE_LIMIT_PER_MINUTE: '100000', RATE_LIMIT_PER_IP_PER_MINUTE: '100000', SYNAPSE_TIMEOUT_MS: '10000' },
+    env: { POLICY_FILE: tempPolicy(t, POLICY).file, RATE_LIMIT_PER_MINUTE: '100000', RATE_LIMIT_PER_IP_PER_MINUTE: '100000', SYNAPSE_TIMEOUT_MS: '20000' },
     homeserver: { fixture: 'actions' }
   })
   addBigRooms(h.homeserver.state)
@@ -82,6 +82,23 @@ t.test('room.members.read pages through 5,000 members: limit, from, next, total'
   t.equal(small.body.members.length, 1, 'a small room pages too')
 })
 
+t.test('a room whose state is beyond what is parsed whole (20,000 members, some 6 MB) is read streamed', async (t) => {
+  const h = await bigRoomGateway(t)
+  const huge = '!simHuge:test.local'
+  addMembersRoom(h.homeserver.state, huge, '#company-huge:test.local', 20_000)
+  let page = await get(h, members(huge, '?limit=10000'))
+  const sizes = [page.body.members.length]
+  while (page.body.next !== undefined) {
+    page = await get(h, members(huge, `?limit=10000&from=${enc(page.body.next as string)}`))
+    sizes.push(page.body.members.length)
+  }
+  t.same(sizes, [10_000, 10_000, 1], 'three pages')
+  t.equal(page.body.total, 20_001)
+  const dry = await post(h, `/v1/rooms/${enc(huge)}/admins?dry_run=true`, { user_id: bigMember(20_000) })
+  t.match(dry, { status: 200, body: { would_succeed: true } }, 'a promote dry run: power users found, a member\'s membership read')
+  t.match(await post(h, `/v1/rooms/${enc(huge)}/members`, { user_id: '@eli:test.local' }, h.token({ roles: ['alias-agent'], department: 'it' })), { status: 200 }, 'a join decided by the canonical alias')
+})
+
 t.test('every acting action\'s dry run answers on both big rooms', async (t) => {
   const h = await bigRoomGateway(t)
   for (const [room, member, other] of [
@@ -120,7 +137,7 @@ t.test('joins into the big rooms decided by alias patterns, alt aliases, spaces 
 t.test('a flood naming the big rooms leaves small-room requests answered and the breaker closed', async (t) => {
   const h = await bigRoomGateway(t)
   const flood: Array<Promise<Answer>> = []
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 5; i++) {
     flood.push(get(h, members(BIG_ROOMS.members, '?limit=10000')))
     flood.push(get(h, members(BIG_ROOMS.state)))
     flood.push(post(h, `/v1/rooms/${enc(BIG_ROOMS.members)}/members?dry_run=true`, { user_id: ACTION_USERS.neverJoined }))

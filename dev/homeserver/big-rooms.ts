@@ -27,35 +27,42 @@ export const BIG_EVENT_BYTES = 60 * 1024
 /** The n-th member of the company-wide room (1-based): @member0001:test.local … */
 export const bigMember = (n: number, serverName = 'test.local') => `@member${String(n).padStart(4, '0')}:${serverName}`
 
-export function addBigRooms (state: HomeserverState): void {
-  const admin = `@admin:${state.serverName}`
-  const register = (userId: string) => {
-    if (!state.users.has(userId)) {
-      state.users.set(userId, { admin: false, deactivated: false, shadowBanned: false, creationTs: 1796228600, devices: [], lastSeenTs: undefined })
-    }
+function register (state: HomeserverState, userId: string): void {
+  if (!state.users.has(userId)) {
+    state.users.set(userId, { admin: false, deactivated: false, shadowBanned: false, creationTs: 1796228600, devices: [], lastSeenTs: undefined })
   }
+}
+
+/** An invite-only room of `count` joined members @member0001… (registered) and the admin. */
+export function addMembersRoom (state: HomeserverState, id: string, alias: string, count: number, altAliases: string[] = []): void {
+  const admin = `@admin:${state.serverName}`
   const members: Array<[string, Membership]> = [[admin, 'join']]
-  for (let n = 1; n <= BIG_ROOM_MEMBERS; n++) {
-    register(bigMember(n, state.serverName))
+  for (let n = 1; n <= count; n++) {
+    register(state, bigMember(n, state.serverName))
     members.push([bigMember(n, state.serverName), 'join'])
   }
-  state.rooms.set(BIG_ROOMS.members, buildRoom({
-    id: BIG_ROOMS.members,
-    name: 'Company-wide',
+  state.rooms.set(id, buildRoom({
+    id,
+    name: alias,
     creator: admin,
     isPublic: false,
-    aliases: ['#company-wide:test.local', '#everyone:test.local'],
-    altAliases: ['#everyone:test.local'],
+    aliases: [alias, ...altAliases],
+    altAliases,
     members,
     // A moderator besides the admin: make_room_admin's sender is chosen among these.
     powerLevels: { [admin]: 100, [bigMember(1, state.serverName)]: 50 },
     invitePowerLevel: 50
   }, state))
+}
+
+export function addBigRooms (state: HomeserverState): void {
+  const admin = `@admin:${state.serverName}`
+  addMembersRoom(state, BIG_ROOMS.members, '#company-wide:test.local', BIG_ROOM_MEMBERS, ['#everyone:test.local'])
 
   const bigState: Array<[string, Membership, { reason: string }] | [string, Membership]> = [[admin, 'join']]
   for (let n = 1; n <= BIG_STATE_EVENTS; n++) {
     const userId = `@bigstate${n}:${state.serverName}`
-    register(userId)
+    register(state, userId)
     // Synapse keeps whatever a client puts in a member event's content (up to the 64 KB event limit).
     bigState.push([userId, 'join', { reason: `${n}`.padEnd(BIG_EVENT_BYTES, '.') }])
   }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, type Dispatcher } from 'undici'
 import { SynapseGuard, type CircuitState, type GuardOptions, type GuardRefusal } from './guard.js'
-import { streamedJson, type SelectionFactory } from './streamed.js'
+import { selectedJson, type SelectionFactory } from './streamed.js'
 
 export interface SynapseResponse {
   status: number
@@ -62,7 +62,7 @@ async function readWithinDeadline (body: Dispatcher.ResponseData['body'], deadli
 /** The body as JSON: streamed through `select` for a 200 that has one, else read whole up to MAX_RESPONSE_BYTES. */
 async function readJson (response: Dispatcher.ResponseData, deadline: number, select: SelectionFactory | undefined): Promise<{ json: unknown, tooBig: boolean }> {
   if (select !== undefined && response.statusCode === 200) {
-    const parser = streamedJson(select())
+    const parser = selectedJson(select())
     await readWithinDeadline(response.body, deadline, (chunk) => { parser.write(chunk); return true })
     return { json: parser.end(), tooBig: false }
   }
@@ -237,8 +237,13 @@ export function createSynapseClient (options: SynapseClientOptions) {
     kick: (roomId: string, userId: string, reason: string | undefined) =>
       post('kick', `/_matrix/client/v3/rooms/${enc(roomId)}/kick`, reason === undefined ? { user_id: userId } : { user_id: userId, reason }),
     roomDetails: (roomId: string) => get('room_details', `/_synapse/admin/v1/rooms/${enc(roomId)}`),
-    /** Streamed: only the state events `select` keeps are held (stateSelection). */
-    roomState: (roomId: string, select: SelectionFactory) => get('room_state', `/_synapse/admin/v1/rooms/${enc(roomId)}/state`, select),
+    /**
+     * Streamed: only the state events `select` keeps are held (stateSelection). `type` asks Synapse
+     * for that event type only: newer versions filter (`?type=`, about 1.123), 1.67 ignores it and
+     * answers the whole state, which the selection then filters.
+     */
+    roomState: (roomId: string, select: SelectionFactory, type?: string) =>
+      get('room_state', `/_synapse/admin/v1/rooms/${enc(roomId)}/state${type === undefined ? '' : `?type=${enc(type)}`}`, select),
     /** Streamed: only the page `select` keeps is held (membersSelection). */
     roomMembers: (roomId: string, select: SelectionFactory) => get('room_members', `/_synapse/admin/v1/rooms/${enc(roomId)}/members`, select),
     blockStatus: (roomId: string) => get('block_status', `/_synapse/admin/v1/rooms/${enc(roomId)}/block`),

@@ -72,7 +72,7 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
   async function publishedAliases (roomId: string, read: Read): Promise<PublishedAliases> {
     const known = published.get(roomId)
     if (known !== undefined) return known
-    const [event] = roomState(await read('room_state', synapse.roomState(roomId, CANONICAL_ALIAS))) ?? []
+    const [event] = roomState(await read('room_state', synapse.roomState(roomId, CANONICAL_ALIAS, 'm.room.canonical_alias'))) ?? []
     const content = event?.content ?? {}
     const facts = {
       canonical: typeof content.alias === 'string' ? content.alias : null,
@@ -89,7 +89,7 @@ export function createRoomDirectory (synapse: SynapseClient, options: RoomDirect
     let found = new Set<string>()
     try {
       const spaceId = (await resolve(space, read)).id
-      found = childrenIn(roomState(await read('room_state', synapse.roomState(spaceId, SPACE_CHILDREN))))
+      found = childrenIn(roomState(await read('room_state', synapse.roomState(spaceId, SPACE_CHILDREN, 'm.space.child'))))
     } catch (error) {
       // An unknown space has no children; any other failure is the request's.
       if (!(error instanceof Error && 'problem' in error && error.problem === 'room_not_found')) throw error
