@@ -239,7 +239,7 @@ export function createSynapseClient (options: SynapseClientOptions) {
     roomDetails: (roomId: string) => get('room_details', `/_synapse/admin/v1/rooms/${enc(roomId)}`),
     /**
      * Streamed: only the state events `select` keeps are held (stateSelection). `type` asks Synapse
-     * for that event type only: newer versions filter (`?type=`, about 1.123), 1.67 ignores it and
+     * for that event type only: versions from early 2025 on filter (`?type=`), 1.67 ignores it and
      * answers the whole state, which the selection then filters.
      */
     roomState: (roomId: string, select: SelectionFactory, type?: string) =>

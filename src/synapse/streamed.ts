@@ -86,22 +86,24 @@ export function streamedJson (selection: Selection): StreamedJson {
   }
 }
 
+/** The elements of the answer's top-level list `field`, one by one; `{}` as the result when there is no such list. */
+function listSelection (field: string, onElement: (value: unknown) => void, result: () => Record<string, unknown>): Selection {
+  let listed = false
+  return {
+    paths: [`$.${field}.*`, `$.${field}`],
+    keep (value, path) {
+      if (path === `$.${field}`) listed = Array.isArray(value)
+      else onElement(value)
+    },
+    result: () => listed ? result() : {}
+  }
+}
+
 /** A room state answer (`{"state": [events]}`) that keeps only the events `wanted` names. */
 export function stateSelection (wanted: (event: { type: string, state_key: string, content: Record<string, unknown> }) => boolean): SelectionFactory {
   return () => {
     const state: unknown[] = []
-    let listed = false
-    return {
-      paths: ['$.state.*', '$.state'],
-      keep (value, path) {
-        if (path === '$.state') {
-          listed = Array.isArray(value)
-        } else if (isStateEvent(value) && wanted(value)) {
-          state.push(value)
-        }
-      },
-      result: () => listed ? { state } : {}
-    }
+    return listSelection('state', (value) => { if (isStateEvent(value) && wanted(value)) state.push(value) }, () => ({ state }))
   }
 }
 
@@ -110,19 +112,11 @@ export function membersSelection (offset: number, limit: number): SelectionFacto
   return () => {
     const members: string[] = []
     let seen = 0
-    let listed = false
-    return {
-      paths: ['$.members.*', '$.members'],
-      keep (value, path) {
-        if (path === '$.members') {
-          listed = Array.isArray(value)
-        } else if (typeof value === 'string') {
-          if (seen >= offset && members.length < limit) members.push(value)
-          seen++
-        }
-      },
-      result: () => listed ? { members, total: seen } : {}
-    }
+    return listSelection('members', (value) => {
+      if (typeof value !== 'string') return
+      if (seen >= offset && members.length < limit) members.push(value)
+      seen++
+    }, () => ({ members, total: seen }))
   }
 }
 
