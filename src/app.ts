@@ -65,7 +65,7 @@ export interface BuildOptions {
   /** JWKS refetch cooldown and key lifetime (defaults 5 s and 10 min); tests shorten them. */
   jwksTiming?: JwksTiming
   /** Circuit breaker for Synapse calls (defaults: open after 5 failures, for 5 s). */
-  synapseBreaker?: { failureThreshold?: number, openMs?: number }
+  synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }
   /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
   roomFacts?: RoomDirectoryOptions
 }
@@ -139,6 +139,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     synapseInFlight: () => synapse.inFlight,
     synapseQueued: () => synapse.queued,
     circuitState: () => circuitStates[synapse.circuit],
+    callCircuitStates: () => synapse.circuits,
     ready: () => ready
   })
   fastify.decorate('metrics', metrics)

@@ -1,6 +1,6 @@
 import { DETAILS, problem, type ProblemCode } from '../errors.js'
 import { lookedUpUser, type LookedUpUser } from '../synapse/answers.js'
-import { snapshot, type RoomSnapshot } from '../synapse/rooms.js'
+import { snapshot, type RoomSnapshot, type SnapshotScope } from '../synapse/rooms.js'
 import type { ActionContext, DryRunCheck } from './action.js'
 
 /** The user lookup every action that names a user makes first: unknown users are never acted on. */
@@ -29,10 +29,14 @@ export async function userCheck (context: ActionContext, userId: string, checks:
   }
 }
 
-/** A dry run's look at the room: its state, or undefined (room_not_found) when Synapse does not know it. */
-export async function roomCheck (context: ActionContext, roomId: string, checks: DryRunCheck[]): Promise<RoomSnapshot | undefined> {
+/**
+ * A dry run's look at the room: its state, or undefined (room_not_found) when Synapse does not know
+ * it. The memberships kept are those of `scope.users` and of the gateway's own account.
+ */
+export async function roomCheck (context: ActionContext, roomId: string, checks: DryRunCheck[], scope: SnapshotScope): Promise<RoomSnapshot | undefined> {
   try {
-    const state = await snapshot(context.synapse, roomId, context.read)
+    const users = [...scope.users, await context.adminUserId()]
+    const state = await snapshot(context.synapse, roomId, context.read, { ...scope, users })
     checks.push({ name: 'room_exists', ok: true, detail: `The room is known (join rule: ${state.joinRule}).` })
     return state
   } catch (error) {

@@ -42,7 +42,7 @@ export const roomJoin: ActionDefinition<typeof RoomParams, typeof JoinBody> = {
 
 /** What Synapse's join servlet checks, in its order, read from the room's state. */
 async function roomChecks (context: ActionContext, roomId: string, userId: string, checks: DryRunCheck[]): Promise<DryRunReport> {
-  const state = await roomCheck(context, roomId, checks)
+  const state = await roomCheck(context, roomId, checks, { users: [userId] })
   if (state === undefined) return { checks, code: 'room_not_found' }
   if (blockStatus(await context.read('block_status', context.synapse.blockStatus(roomId)))) {
     checks.push({ name: 'room_not_blocked', ok: false, detail: 'The room is blocked on this homeserver.' })

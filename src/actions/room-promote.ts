@@ -39,7 +39,7 @@ export const roomPromote: ActionDefinition<typeof RoomParams, typeof PromoteBody
     const roomId = (room as NonNullable<typeof room>).id
     const userProblem = await userCheck(context, user, checks, { refuseDeactivated: true })
     if (userProblem !== undefined) return { checks, code: userProblem }
-    const state = await roomCheck(context, roomId, checks)
+    const state = await roomCheck(context, roomId, checks, { users: [user], powerUsers: true })
     if (state === undefined) return { checks, code: 'room_not_found' }
     const [sender] = state.joinedPowerUsers(context.config.synapse.serverName)
     if (sender === undefined || sender.level < state.levels.powerLevels) {

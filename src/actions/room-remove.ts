@@ -61,7 +61,7 @@ export const roomRemove: ActionDefinition<typeof RoomUserParams, typeof RemoveBo
     checks.push({ name: 'not_protected', ok: true, detail: 'The user is not the gateway\'s own admin account.' })
     const userProblem = await userCheck(context, user, checks, { refuseDeactivated: false })
     if (userProblem !== undefined) return { checks, code: userProblem }
-    const state = await roomCheck(context, roomId, checks)
+    const state = await roomCheck(context, roomId, checks, { users: [user] })
     if (state === undefined) return { checks, code: 'room_not_found' }
     // Synapse checks the target before the sender: an absent or banned user is "done" whatever the admin's place.
     const membership = state.membership(user)

@@ -1,6 +1,6 @@
 import { DETAILS, problem, type GatewayError, type Outcome } from '../errors.js'
 import { isRoomId } from '../matrix-ids.js'
-import type { SynapseCallError, SynapseResponse } from './client.js'
+import { MAX_RESPONSE_BYTES, type SynapseCallError, type SynapseResponse } from './client.js'
 
 /**
  * Synapse's answers, as recorded from a real homeserver (test/fixtures/synapse), turned into
@@ -28,6 +28,9 @@ function retryAfterSeconds (response: SynapseResponse): number {
 /** Answers that mean the same whichever endpoint gave them; undefined for the others. */
 function commonProblem (response: SynapseResponse, outcomeIfUnclear: Outcome): GatewayError | undefined {
   const { errcode, error } = matrixError(response.json)
+  if (response.tooBig === true) {
+    return problem('upstream_error', `Synapse answered HTTP ${response.status} with a body larger than the gateway reads for this call (${MAX_RESPONSE_BYTES / 1024} KiB).`, { outcome: outcomeIfUnclear })
+  }
   if (!isObject(response.json)) {
     return problem('upstream_error', `Synapse answered HTTP ${response.status} with a body that is not its API; check SYNAPSE_URL.`, { outcome: outcomeIfUnclear })
   }
@@ -75,7 +78,7 @@ export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, r
     case 'saturated':
       return problem('upstream_unavailable', 'Too many requests to Synapse are waiting; retry in a moment.', { retryAfterS: 1 })
     case 'circuit_open':
-      return problem('upstream_unavailable', 'Synapse keeps failing, so requests to it are paused; retry shortly.', { retryAfterS })
+      return problem('upstream_unavailable', 'Synapse keeps failing this kind of call, so such calls are paused; retry shortly.', { retryAfterS: failure.retryAfterS ?? retryAfterS })
     case 'unavailable':
       return problem('upstream_unavailable', 'Synapse cannot be reached; retry shortly or ask the operator to check it.', { retryAfterS: 5 })
     case 'timeout':
@@ -245,13 +248,13 @@ export function roomState (response: SynapseResponse): StateEvent[] | undefined 
     isObject(event) && typeof event.type === 'string' && typeof event.state_key === 'string' && isObject(event.content))
 }
 
-/** GET /_synapse/admin/v1/rooms/<id>/members. */
-export function roomMembers (response: SynapseResponse): string[] {
+/** GET /_synapse/admin/v1/rooms/<id>/members, read with membersSelection: one page and the count of all. */
+export function roomMembers (response: SynapseResponse): { members: string[], total: number } {
   const { errcode, error } = checked(response, false)
   if (response.status === 404) throw problem('room_not_found', `Synapse does not know this room.${quote(error)}`, { matrixErrcode: errcode })
-  const members = (response.json as { members?: unknown }).members
-  if (response.status !== 200 || !Array.isArray(members)) throw unexpected(response)
-  return members.filter((member): member is string => typeof member === 'string')
+  const { members, total } = response.json as { members?: unknown, total?: unknown }
+  if (response.status !== 200 || !Array.isArray(members) || typeof total !== 'number') throw unexpected(response)
+  return { members: members.filter((member): member is string => typeof member === 'string'), total }
 }
 
 /** GET /_synapse/admin/v1/users/<id>/joined_rooms (200 with an empty list for unknown users: look them up first). */
