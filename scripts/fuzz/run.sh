@@ -13,12 +13,13 @@
 #
 # Environment:
 #   FUZZ_SEED           seed of the run (default: random, printed at the start and the end)
-#   FUZZ_MAX_EXAMPLES   test cases per operation and phase (default 60)
+#   FUZZ_MAX_EXAMPLES   test cases per operation and phase (default 100)
 #   FUZZ_TIMEOUT_S      the whole schemathesis run is stopped and fails after this (default 1200)
 #   FUZZ_PYTHON         the Python that makes the venv (default python3)
 #   FUZZ_VENV           where the venv lives (default .cache/fuzz-venv; rebuilt when
 #                       requirements.txt changes)
 #   FUZZ_REPORT_DIR     where the HAR file of every exchange goes (default .cache/fuzz-report)
+#   FUZZ_IDEMPOTENCY_KEYS=0  send no Idempotency-Key headers (see docs/fuzzing.md, finding F1)
 #   FUZZ_HOLD=1         after the run, keep both servers up and print a token, for replaying the
 #                       printed curl commands; Ctrl-C stops them
 #
@@ -33,7 +34,7 @@ cd "$root"
 here=$root/scripts/fuzz
 
 seed=${FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
-max_examples=${FUZZ_MAX_EXAMPLES:-60}
+max_examples=${FUZZ_MAX_EXAMPLES:-100}
 timeout_s=${FUZZ_TIMEOUT_S:-1200}
 python=${FUZZ_PYTHON:-python3}
 venv=${FUZZ_VENV:-$root/.cache/fuzz-venv}

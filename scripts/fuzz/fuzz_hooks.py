@@ -1,12 +1,15 @@
-"""Strategies for openapi.yaml's Matrix formats, loaded by schemathesis (SCHEMATHESIS_HOOKS).
+"""Hooks for schemathesis (schemathesis.toml names this module): Matrix identifiers, batch items, Idempotency-Key.
 
 Without them schemathesis knows nothing of `matrix-user-id` and `matrix-room-id-or-alias` and
 sends random strings that the gateway refuses at the schema (400), so the fuzzing never gets
 past validation. These strategies mix the simulated homeserver's fixture (the "actions" one,
 dev/homeserver/state.ts: users and rooms that exist, are deactivated, banned, blocked,
 private...) with well-formed identifiers that exist nowhere, on the local server and on others.
-Negative mode still sends malformed values: it ignores formats.
+Negative mode still sends malformed values: it ignores formats. A batch item's `room` and
+`user_id` have no format in the schema; a body hook gives them the same identifiers half the time.
 """
+
+import os
 
 from hypothesis import strategies as st
 
@@ -82,3 +85,62 @@ room_ids_or_aliases = st.one_of(
 
 schemathesis.openapi.format("matrix-user-id", user_ids)
 schemathesis.openapi.format("matrix-room-id-or-alias", room_ids_or_aliases)
+
+
+def _with_ids(body, ids):
+    items = []
+    for item, (room, user_id) in zip(body["items"], ids):
+        if isinstance(item, dict):
+            item = dict(item)
+            # Only where the schema's string is: a negative case's wrong type stays wrong.
+            if isinstance(item.get("room"), str):
+                item["room"] = room
+            if isinstance(item.get("user_id"), str):
+                item["user_id"] = user_id
+        items.append(item)
+    return {**body, "items": items}
+
+
+@schemathesis.hook.apply_to(path="/v1/batch", method="POST")
+def flatmap_body(ctx, body):
+    """A batch item's `room` and `user_id` are plain strings in the schema; half the time, Matrix IDs."""
+    if not isinstance(body, dict) or not isinstance(body.get("items"), list):
+        return st.just(body)
+    size = len(body["items"])
+    ids = st.lists(st.tuples(room_ids_or_aliases, user_ids), min_size=size, max_size=size)
+    return st.one_of(st.just(body), ids.map(lambda chosen: _with_ids(body, chosen)))
+
+
+# openapi.yaml mentions the Idempotency-Key header only in prose, so schemathesis would never
+# send it: a few reused keys (replays and "reused with another request"), fresh ones, and
+# malformed ones (empty, too long, not printable ASCII).
+# Half the requests go without one.
+idempotency_keys = st.one_of(
+    st.none(),
+    st.none(),
+    st.none(),
+    st.sampled_from(["fuzz-key-1", "fuzz-key-2", "fuzz-key-3"]),
+    st.uuids().map(str),
+    # The HTTP client refuses to send a value with leading or trailing whitespace.
+    st.one_of(
+        st.just(""),
+        st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=200, max_size=300),
+        st.text(alphabet=st.characters(min_codepoint=0xA1, max_codepoint=0xFF), min_size=1, max_size=8),
+    ),
+)
+
+
+def _with_key(case, key):
+    headers = {name: value for name, value in (case.headers or {}).items() if name.lower() != "idempotency-key"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    case.headers = headers
+    return case
+
+
+# FUZZ_IDEMPOTENCY_KEYS=0 leaves the header out (docs/fuzzing.md, open finding F1).
+if os.environ.get("FUZZ_IDEMPOTENCY_KEYS", "1") != "0":
+
+    @schemathesis.hook.apply_to(method="POST").apply_to(method="DELETE")
+    def flatmap_case(ctx, case):
+        return idempotency_keys.map(lambda key: _with_key(case, key))
