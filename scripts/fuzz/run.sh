@@ -110,7 +110,7 @@ set +e
 # Run from the work directory: schemathesis and Hypothesis leave their state files in the current one.
 # One worker: with two, Python 3.11 before 3.11.8 can fail in ast.parse inside Hypothesis
 # ("AST constructor recursion depth mismatch"), and the gateway has the CPU to itself anyway.
-(cd "$work" && PYTHONPATH=$here timeout --signal=INT --kill-after=30 "$timeout_s" \
+(cd "$work" && PYTHONPATH=$here PYTHONDONTWRITEBYTECODE=1 timeout --signal=INT --kill-after=30 "$timeout_s" \
   "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$root/openapi.yaml" \
     --url "$gateway_url" --header "Authorization: Bearer $token" \
     --seed "$seed" --max-examples "$max_examples" --workers 1 \
