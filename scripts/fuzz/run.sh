@@ -120,7 +120,7 @@ set -e
 elapsed=$((SECONDS - started))
 
 if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-  echo "fuzz: FAILED: the run took longer than FUZZ_TIMEOUT_S=$timeout_s s (a hang?)" >&2
+  echo "fuzz: FAILED: the run took longer than FUZZ_TIMEOUT_S=$timeout_s s (a hang?), seed $seed" >&2
 elif [ "$status" -ne 0 ]; then
   echo "fuzz: FAILED after $elapsed s (seed $seed). Each failure above ends with its curl command." >&2
   echo "fuzz: replay the whole run: FUZZ_SEED=$seed FUZZ_MAX_EXAMPLES=$max_examples scripts/fuzz/run.sh" >&2
