@@ -128,6 +128,11 @@ export function lookedUpUser (response: SynapseResponse): LookedUpUser {
   throw unexpected(response)
 }
 
+/** Synapse's 400 for a room ID it cannot parse: a room version 12 ID (no server part) on a Synapse that predates it (c4, m5c). */
+const isIllegalRoom = (error: string | undefined) => error?.endsWith('was not legal room ID or room alias') === true
+const illegalRoom = (errcode: string | undefined, error: string | undefined) =>
+  problem('invalid_room', `Synapse does not accept this room ID or alias.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
+
 /** POST /_synapse/admin/v1/join/<room>: joined (maybe already), or why not. */
 export function joinAnswer (response: SynapseResponse, userId: string): void {
   const { errcode, error } = checked(response, true)
@@ -158,9 +163,7 @@ export function joinAnswer (response: SynapseResponse, userId: string): void {
     throw problem('room_not_found', `Synapse does not know this room: check the room ID or alias.${quote(error)}`, { matrixErrcode: errcode })
   }
   if (response.status === 400) {
-    if (error?.endsWith('was not legal room ID or room alias') === true) {
-      throw problem('invalid_room', `Synapse does not accept this room ID or alias.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
-    }
+    if (isIllegalRoom(error)) throw illegalRoom(errcode, error)
     if (error?.includes('local users') === true) {
       throw problem('user_not_local', 'Only users of this homeserver can be joined.', { matrixErrcode: errcode, outcome: 'failed' })
     }
@@ -286,6 +289,7 @@ export function makeRoomAdminAnswer (response: SynapseResponse): void {
   if ((response.status === 400 && error === 'Server not in room') || response.status === 404) {
     throw problem('room_not_found', `Synapse does not know this room.${quote(error)}`, { matrixErrcode: errcode })
   }
+  if (response.status === 400 && isIllegalRoom(error)) throw illegalRoom(errcode, error)
   if (response.status === 400 && error?.startsWith('No local admin user in room') === true) {
     throw problem('synapse_forbidden', `No local member of this room has the power to change its power levels, so Synapse cannot promote anyone.${quote(error)}`, { matrixErrcode: errcode })
   }
