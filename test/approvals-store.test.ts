@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import {
-  ApprovalsFullError, createMemoryApprovalStore, createRedisApprovalStore, heldRequest, satisfies,
+  ApprovalsFullError, createApprovalStore, createMemoryApprovalStore, createRedisApprovalStore, heldRequest, satisfies,
   type ApprovalStore, type ApprovalStoreLimits, type Decider, type NewApproval
 } from '../src/approvals/index.js'
 import { GatewayError } from '../src/errors.js'
@@ -208,6 +208,14 @@ t.test('redis: an unreachable Redis rejects with StateUnavailableError, naming n
   }
 })
 
+t.test('createApprovalStore: in memory without a Redis client', async (t) => {
+  const store = createApprovalStore(undefined, limits)
+  const approval = await store.create(request(1))
+  t.equal((await store.get(approval.id))?.status, 'pending')
+  await store.close()
+  t.equal(await store.get(approval.id), undefined, 'memory: gone once closed (and on restart)')
+})
+
 t.test('satisfies: distinct approvers holding a required role, never the requester', async (t) => {
   const clock = { at: 1_800_000_000_000 }
   const store = createMemoryApprovalStore({ ...limits, now: () => clock.at })
@@ -229,4 +237,23 @@ t.test('heldRequest: a password never waits for an approval', async (t) => {
   t.equal((error as GatewayError).problem, 'password_not_held')
   t.equal((error as GatewayError).statusCode, 400)
   t.notMatch((error as GatewayError).message, 'correct horse', 'the detail never repeats the password')
+})
+
+t.test('holdForApproval: the pending approval, or the problem to answer', async (t) => {
+  const store = createMemoryApprovalStore({ ...limits, maxEntries: 1 })
+  const { held: _held, ...asked } = request(1)
+  const approval = await holdForApproval(store, { ...asked, method: 'POST', url: '/v1/users/%40a%3Aexample.com/deactivate', body: { erase: true } })
+  t.match(await store.get(approval.id), { status: 'pending', held: { method: 'POST', url: '/v1/users/%40a%3Aexample.com/deactivate', body: { erase: true } } })
+  const full = await holdForApproval(store, { ...asked, method: 'POST', url: '/p', body: undefined }).catch((error: unknown) => error)
+  t.match(full, { problem: 'approvals_full', statusCode: 503, retryAfterS: 60 })
+  const secret = await holdForApproval(store, { ...asked, action: 'user.password.reset', method: 'POST', url: '/p', body: { new_password: 'correct horse battery staple' } }).catch((error: unknown) => error)
+  t.match(secret, { problem: 'password_not_held', statusCode: 400 }, 'refused before the store is asked')
+})
+
+t.test('holdForApproval: an unreachable Redis is state_unavailable', { skip }, async (t) => {
+  const { server, clients: [client] } = await readyClients(t, 1) as { server: RedisServer, clients: [Redis] }
+  await server.kill()
+  const { held: _held, ...asked } = request(1)
+  const error = await holdForApproval(createRedisApprovalStore(client, limits), { ...asked, method: 'POST', url: '/p', body: undefined }).catch((rejected: unknown) => rejected)
+  t.match(error, { problem: 'state_unavailable', statusCode: 503, retryAfterS: 2 })
 })

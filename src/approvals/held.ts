@@ -1,5 +1,6 @@
 import { problem } from '../errors.js'
-import type { HeldRequest } from './types.js'
+import { StateUnavailableError } from '../state/unavailable.js'
+import { ApprovalsFullError, type Approval, type ApprovalStore, type HeldRequest, type NewApproval } from './types.js'
 
 /**
  * Body fields that are secrets, per action. A request held for approval never keeps them (not in
@@ -24,4 +25,27 @@ export function heldRequest (action: string, method: string, url: string, body: 
     }
   }
   return { method, url, body: body ?? undefined }
+}
+
+/**
+ * For the pipeline, once the policy said "only after an approval": stores the request and
+ * returns the pending approval, or throws the problem to answer (password_not_held,
+ * approvals_full, state_unavailable).
+ */
+export async function holdForApproval (store: ApprovalStore, request: Omit<NewApproval, 'held'> & { method: string, url: string, body: unknown }): Promise<Approval> {
+  const { method, url, body, ...rest } = request
+  const held = heldRequest(request.action, method, url, body)
+  try {
+    return await store.create({ ...rest, held })
+  } catch (error) {
+    if (error instanceof ApprovalsFullError) {
+      throw problem('approvals_full', 'The gateway holds as many pending approvals as it may (APPROVAL_MAX_ENTRIES, APPROVAL_MAX_BYTES); retry once some are decided or expire.', { retryAfterS: 60 })
+    }
+    if (error instanceof StateUnavailableError) throw stateUnavailable()
+    throw error
+  }
+}
+
+export function stateUnavailable (): ReturnType<typeof problem> {
+  return problem('state_unavailable', 'The gateway\'s shared state (Redis) cannot be reached, so approvals can be neither stored, read nor decided; retry shortly.', { retryAfterS: 2 })
 }

@@ -4,7 +4,7 @@ import { createRedisApprovalStore } from './redis-store.js'
 import type { ApprovalStore, ApprovalStoreLimits } from './types.js'
 
 export * from './types.js'
-export { heldRequest, SECRET_BODY_FIELDS } from './held.js'
+export { heldRequest, holdForApproval, SECRET_BODY_FIELDS } from './held.js'
 export { approvalRoutes, approvalView, approvalAuditField, heldAnswer, sweepExpiredApprovals, type ActionAnswer, type ApprovalAuditEvent, type ApprovalCaller, type ApprovalRoutesOptions } from './routes.js'
 export { createMemoryApprovalStore, createRedisApprovalStore }
 

@@ -5,6 +5,7 @@ import { auditedText } from '../audit/fields.js'
 import { problem, type GatewayError, type ProblemCode } from '../errors.js'
 import { problemResponses, Reason } from '../schemas.js'
 import { StateUnavailableError } from '../state/unavailable.js'
+import { stateUnavailable } from './held.js'
 import {
   APPROVAL_ID, approvers, decodeCursor, isVisibleTo, mayDecide, samePerson,
   type Approval, type ApprovalStatus, type ApprovalStore, type ApproveOutcome, type DecisionRefusal, type DenyOutcome, type Person
@@ -112,10 +113,6 @@ export interface ApprovalRoutesOptions {
 
 const PROBLEMS_OF_ALL: ProblemCode[] = ['invalid_request', 'missing_token', 'invalid_token', 'token_expired', 'keys_unavailable', 'org_not_allowed', 'rate_limited', 'state_unavailable', 'shutting_down']
 const DETAIL_NOT_FOUND = 'No approval with this ID that you requested or may decide (it may also have ended more than APPROVAL_TTL_S ago).'
-
-function stateUnavailable (): GatewayError {
-  return problem('state_unavailable', 'The gateway\'s shared state (Redis) cannot be reached, so approvals can be neither read nor decided; retry shortly.', { retryAfterS: 2 })
-}
 
 /** Marks pending approvals past their expiry as expired and audits each once (whichever replica marks it). */
 export async function sweepExpiredApprovals (store: ApprovalStore, audit: ApprovalRoutesOptions['audit']): Promise<number> {
