@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import {
-  ApprovalsFullError, createApprovalStore, createMemoryApprovalStore, createRedisApprovalStore, heldRequest, satisfies,
+  ApprovalsFullError, createApprovalStore, createMemoryApprovalStore, createRedisApprovalStore, heldRequest, holdForApproval, satisfies,
   type ApprovalStore, type ApprovalStoreLimits, type Decider, type NewApproval
 } from '../src/approvals/index.js'
 import { GatewayError } from '../src/errors.js'
