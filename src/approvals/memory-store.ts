@@ -1,6 +1,6 @@
 import {
-  ApprovalsFullError, compareNewestFirst, decodeCursor, effectiveStatus, encodeCursor, endedAt, isGone, isVisibleTo, newApprovalId, personKey, samePerson,
-  type Approval, type ApprovalDecision, type ApprovalStore, type ApprovalStoreLimits, type Decider, type DecisionRefusal, type ListQuery
+  ApprovalsFullError, compareNewestFirst, decodeCursor, effectiveStatus, encodeCursor, endedAt, isGone, isVisibleTo, newApprovalId, samePerson,
+  type Approval, type ApprovalDecision, type ApprovalStore, type ApprovalStoreLimits, type ApproveOutcome, type Decider, type DecisionRefusal, type DenyOutcome, type ListQuery
 } from './types.js'
 
 interface Entry { approval: Approval, bytes: number }
@@ -59,8 +59,22 @@ export function createMemoryApprovalStore (limits: ApprovalStoreLimits): Approva
     if (approval.status !== 'pending') return { kind: 'decided', approval: copy(approval) }
     return undefined
   }
-  function decision (decider: Decider, kind: ApprovalDecision['decision'], reason: string | null, at: number): ApprovalDecision {
-    return { sub: decider.sub, iss: decider.iss, decision: kind, reason, roles: [...decider.roles], at }
+  function decide (id: string, decider: Decider, kind: ApprovalDecision['decision'], reason: string | null): ApproveOutcome | DenyOutcome {
+    const at = now()
+    const entry = live(id)
+    const refused = refusal(entry, at)
+    if (refused !== undefined) return refused
+    const { approval } = entry as Entry
+    if (kind === 'approve') {
+      if (samePerson(approval.requested_by, decider)) return { kind: 'self_approval', approval: copy(approval) }
+      if (approval.decisions.some((given) => samePerson(given, decider))) return { kind: 'repeat', approval: copy(approval) }
+    }
+    // While pending, every decision so far is an approval: one denial ends it.
+    approval.decisions.push({ sub: decider.sub, iss: decider.iss, decision: kind, reason, roles: [...decider.roles], at })
+    const complete = approval.decisions.length >= approval.required.count
+    approval.status = kind === 'deny' ? 'denied' : complete ? 'approved' : 'pending'
+    resize(entry as Entry)
+    return { kind: kind === 'deny' ? 'denied' : complete ? 'execute' : 'recorded', approval: copy(approval) }
   }
 
   return {
@@ -97,32 +111,8 @@ export function createMemoryApprovalStore (limits: ApprovalStoreLimits): Approva
       const last = page.at(-1)
       return { approvals: page, next: matching.length > query.limit && last !== undefined ? encodeCursor(last) : undefined }
     },
-    async approve (id, decider, reason) {
-      const at = now()
-      const entry = live(id)
-      const refused = refusal(entry, at)
-      if (refused !== undefined) return refused
-      const { approval } = entry as Entry
-      if (samePerson(approval.requested_by, decider)) return { kind: 'self_approval', approval: copy(approval) }
-      const key = personKey(decider)
-      if (approval.decisions.some((given) => personKey(given) === key)) return { kind: 'repeat', approval: copy(approval) }
-      approval.decisions.push(decision(decider, 'approve', reason, at))
-      const complete = approval.decisions.length >= approval.required.count
-      if (complete) approval.status = 'approved'
-      resize(entry as Entry)
-      return { kind: complete ? 'execute' : 'recorded', approval: copy(approval) }
-    },
-    async deny (id, decider, reason) {
-      const at = now()
-      const entry = live(id)
-      const refused = refusal(entry, at)
-      if (refused !== undefined) return refused
-      const { approval } = entry as Entry
-      approval.decisions.push(decision(decider, 'deny', reason, at))
-      approval.status = 'denied'
-      resize(entry as Entry)
-      return { kind: 'denied', approval: copy(approval) }
-    },
+    approve: async (id, decider, reason) => decide(id, decider, 'approve', reason) as ApproveOutcome,
+    deny: async (id, decider, reason) => decide(id, decider, 'deny', reason) as DenyOutcome,
     async complete (id, result) {
       const entry = entries.get(id)
       if (entry === undefined || entry.approval.status !== 'approved' || entry.approval.result !== null) return

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { auditedText } from '../audit/fields.js'
-import { problem, type GatewayError, type ProblemCode } from '../errors.js'
+import { GatewayError, problem, type ProblemCode } from '../errors.js'
 import { problemResponses, Reason } from '../schemas.js'
 import { StateUnavailableError } from '../state/unavailable.js'
 import { stateUnavailable } from './held.js'
@@ -285,8 +285,8 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
       }
       return { who, reason, outcome }
     } catch (error) {
-      if (error instanceof Error && 'problem' in error) {
-        audit('approval_refused', decisionRecord(request, decision, who, approval, reason, error as GatewayError), request.id)
+      if (error instanceof GatewayError) {
+        audit('approval_refused', decisionRecord(request, decision, who, approval, reason, error), request.id)
       }
       throw error
     }
