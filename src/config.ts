@@ -57,6 +57,9 @@ export const EnvSchema = Type.Object({
   REQUIRE_REASON: Bool('false'),
   IDEMPOTENCY_TTL_S: Integer({ minimum: 1, maximum: 31536000, default: '86400' }),
   IDEMPOTENCY_MAX_BYTES: Integer({ minimum: 1024, maximum: 1099511627776, default: '67108864' }),
+  APPROVAL_TTL_S: Integer({ minimum: 60, maximum: 31536000, default: '86400' }),
+  APPROVAL_MAX_ENTRIES: Integer({ minimum: 1, maximum: 1000000, default: '10000' }),
+  APPROVAL_MAX_BYTES: Integer({ minimum: 65536, maximum: 1073741824, default: '16777216' }),
   BATCH_MAX_ITEMS: Integer({ minimum: 1, maximum: 10000, default: '100' }),
   BATCH_CONCURRENCY: Integer({ minimum: 1, maximum: 256, default: '4' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^(redis|rediss|valkey|valkeys)://[^\\s]+$' })),
@@ -74,7 +77,7 @@ export const EnvSchema = Type.Object({
 })
 export type Env = Static<typeof EnvSchema>
 
-const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'IDEMPOTENCY_MAX_BYTES', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S'] as const
+const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'IDEMPOTENCY_MAX_BYTES', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S', 'APPROVAL_TTL_S', 'APPROVAL_MAX_ENTRIES', 'APPROVAL_MAX_BYTES'] as const
 
 /** What a well-formed value looks like, for the variables whose form is not a number or a choice. */
 const EXAMPLES: Partial<Record<keyof Env, string>> = {
@@ -166,7 +169,7 @@ function auditCheckpointSettings (env: Env): { file: string, privateKey: KeyObje
 }
 
 /** Prefixes of the variables this service reads: an unknown one with them is likely a typo. */
-const OUR_PREFIXES = ['SYNAPSE_', 'JWT_', 'AUDIT_', 'RATE_LIMIT_', 'POLICY_', 'REDIS_', 'BATCH_', 'IDEMPOTENCY_', 'SHUTDOWN_', 'METRICS_', 'LOG_', 'DOCS_', 'TRUST_', 'ALLOW_', 'ALLOWED_', 'REQUIRE_', 'JOIN_']
+const OUR_PREFIXES = ['SYNAPSE_', 'JWT_', 'AUDIT_', 'RATE_LIMIT_', 'POLICY_', 'REDIS_', 'BATCH_', 'IDEMPOTENCY_', 'APPROVAL_', 'SHUTDOWN_', 'METRICS_', 'LOG_', 'DOCS_', 'TRUST_', 'ALLOW_', 'ALLOWED_', 'REQUIRE_', 'JOIN_']
 
 function editDistance (a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
@@ -389,6 +392,7 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS),
     idempotencyTtlS: Number(env.IDEMPOTENCY_TTL_S),
     idempotencyMaxBytes: Number(env.IDEMPOTENCY_MAX_BYTES),
+    approvals: { ttlS: Number(env.APPROVAL_TTL_S), maxEntries: Number(env.APPROVAL_MAX_ENTRIES), maxBytes: Number(env.APPROVAL_MAX_BYTES) },
     batchMaxItems: Number(env.BATCH_MAX_ITEMS),
     batchConcurrency: Number(env.BATCH_CONCURRENCY),
     redisUrl,
