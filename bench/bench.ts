@@ -10,6 +10,9 @@
  *   redis       the gateway with REDIS_URL (a redis-server started here) and without
  *   junk        random-signature tokens against valid joins
  *   latency     a homeserver that takes 20 ms: gateway, proxy and direct calls at 1 and 10 connections
+ *   flood       refused batches with fresh Idempotency-Keys: RSS and audit growth (bench/flood.ts, FLOOD_SECONDS)
+ *   bigrooms    members read, a policy-checked join and a join dry run on the 5,000-member room
+ *               beside the same on a small room (bench/big-rooms.ts)
  *
  * Every measurement of a phase is repeated BENCH_ROUNDS times (default 3), alternating the
  * targets, and the medians are reported. BENCH_SECONDS per measurement (default 3),
@@ -29,12 +32,14 @@ import autocannon from 'autocannon'
 import { Pool, request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { helpdeskClaims, signJwt } from '../dev/tokens.js'
+import { floodPhase } from './flood.js'
 import { freePort } from './free-port.js'
+import { BIG_ROOM_CONCURRENCY, BIG_ROOM_LOADS, BIG_ROOMS_POLICY } from './big-rooms.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const seconds = Number(process.env.BENCH_SECONDS ?? 3)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
-const phases = new Set((process.env.BENCH_PHASES ?? 'throughput,features,actions,redis,junk,latency').split(','))
+const phases = new Set((process.env.BENCH_PHASES ?? 'throughput,features,actions,redis,junk,latency,bigrooms,flood').split(','))
 const profiling = process.env.BENCH_CPU_PROF === '1'
 const workDir = mkdtempSync(join(tmpdir(), 'gateway-bench-'))
 const ADMIN_TOKEN = 'syt_bench_admin_token'
@@ -467,6 +472,53 @@ try {
     table(['connections', 'direct p50', 'direct p99', 'proxy p50', 'proxy p99', 'gateway p50', 'gateway p99', 'added over proxy p50 / p99', 'added over direct p50 / p99'], rows.map((row) =>
       [row.connections as number, row['direct p50'] as number, row['direct p99'] as number, row['proxy p50'] as number, row['proxy p99'] as number, row['gateway p50'] as number, row['gateway p99'] as number,
         `${row['added over proxy p50']} / ${row['added over proxy p99']}`, `${row['added over direct p50']} / ${row['added over direct p99']}`]))
+  }
+
+  if (phases.has('flood')) {
+    const flood = await floodPhase({
+      start: async (name, env) => await startGateway(name, synapseUrl, env),
+      stop: async (target) => { await stop(target as Target) },
+      sign: (claims) => signJwt({ alg: 'HS256' }, helpdeskClaims(claims, 3600), SECRET),
+      rssMiB,
+      auditFile: (name) => join(workDir, `audit-flood-${name}.log`),
+      room,
+      user,
+      log
+    })
+    report.flood = flood.results
+    Object.assign(budgets, flood.budgets)
+    markdown.push(...flood.markdown)
+  }
+
+  if (phases.has('bigrooms')) {
+    log('bigrooms: the 5,000-member room beside a small room')
+    const policyFile = join(workDir, 'big-rooms-policy.yaml')
+    writeFileSync(policyFile, BIG_ROOMS_POLICY)
+    const target = await startGateway('gateway, big rooms', synapseUrl, { POLICY_FILE: policyFile })
+    const loads = BIG_ROOM_LOADS.map((load): Load => ({ ...load, token: hsToken }))
+    for (const load of loads) await expectAnswer(target, load, 200, () => true)
+    // A closed loop per load (each answer awaited, whatever it takes): latency and the gateway's RSS.
+    const pool = new Pool(target.url, { connections: BIG_ROOM_CONCURRENCY })
+    const rows: Array<Record<string, string | number>> = []
+    for (const load of loads) {
+      const call = async () => {
+        const res = await pool.request({ method: load.method, path: load.path, headers: headersOf(load), ...(load.body === undefined ? {} : { body: load.body }) })
+        if (res.statusCode !== 200) throw new Error(`bigrooms phase: ${load.name} answered ${res.statusCode} ${await res.body.text()}`)
+        await res.body.dump()
+      }
+      let peakRss = rssMiB(target.pid)
+      const sampler = setInterval(() => { peakRss = Math.max(peakRss, rssMiB(target.pid)) }, 50)
+      const cpuBefore = cpuMicros(target.pid)
+      const latencies = await closedLoop(BIG_ROOM_CONCURRENCY, call)
+      clearInterval(sampler)
+      rows.push({ load: load.name, requests: latencies.length, 'p50 ms': round1(percentile(latencies, 0.5)), 'p99 ms': round1(percentile(latencies, 0.99)), 'CPU ms/req': round1((cpuMicros(target.pid) - cpuBefore) / 1000 / Math.max(1, latencies.length)), 'peak RSS MiB': round1(peakRss) })
+    }
+    await pool.close()
+    peaks.push(...rows.map((row) => row['peak RSS MiB'] as number))
+    report.big_rooms = rows
+    markdown.push(`The 5,000-member room beside a small room, ${BIG_ROOM_CONCURRENCY} concurrent callers in a closed loop for ${seconds} s each (a policy with alias patterns, a space and \`when\`; room facts for decisions are cached up to 60 s, a dry run reads the state streamed each time):`, '')
+    table(['load', 'requests', 'p50 ms', 'p99 ms', 'gateway CPU ms/req', 'gateway peak RSS MiB'], rows.map((row) =>
+      [row.load as string, row.requests as number, row['p50 ms'] as number, row['p99 ms'] as number, row['CPU ms/req'] as number, row['peak RSS MiB'] as number]))
   }
 
   const peak = Math.max(idleAfterWarmUp, ...peaks)

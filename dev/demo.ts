@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { SimulatedHomeserver } from './homeserver/server.js'
+import { synapseVersionFrom } from './homeserver/versions.js'
 import { RECORDED_ROOMS } from './homeserver/state.js'
 import { helpdeskClaims, signJwt } from './tokens.js'
 
@@ -19,7 +20,7 @@ const jwtSecret = randomBytes(32).toString('base64url')
 const secretDir = mkdtempSync(join(tmpdir(), 'synapse-admin-gateway-demo-'))
 const secretFile = join(secretDir, 'jwt_secret')
 writeFileSync(secretFile, `${jwtSecret}\n`, { mode: 0o600 })
-const homeserver = new SimulatedHomeserver({ adminToken: `syt_demo_${randomBytes(16).toString('hex')}` })
+const homeserver = new SimulatedHomeserver({ adminToken: `syt_demo_${randomBytes(16).toString('hex')}`, synapseVersion: synapseVersionFrom(process.env.HOMESERVER_SYNAPSE_VERSION) })
 const homeserverUrl = await homeserver.listen(Number(process.env.DEMO_HOMESERVER_PORT ?? 0))
 
 async function stop (code: number): Promise<never> {

@@ -58,7 +58,7 @@ export interface BuildOptions {
   /** JWKS refetch cooldown and key lifetime (defaults 5 s and 10 min); tests shorten them. */
   jwksTiming?: JwksTiming
   /** Circuit breaker for Synapse calls (defaults: open after 5 failures, for 5 s). */
-  synapseBreaker?: { failureThreshold?: number, openMs?: number }
+  synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }
   /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
   roomFacts?: RoomDirectoryOptions
 }
@@ -131,6 +131,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     synapseInFlight: () => synapse.inFlight,
     synapseQueued: () => synapse.queued,
     circuitState: () => circuitStates[synapse.circuit],
+    callCircuitStates: () => synapse.circuits,
     ready: () => ready
   })
   fastify.decorate('metrics', metrics)
@@ -163,6 +164,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   const state = createSharedState({
     redisUrl: config.redisUrl,
     idempotencyTtlS: config.idempotencyTtlS,
+    idempotencyMaxBytes: config.idempotencyMaxBytes,
     // A replica that died mid-request must not hold the key for ever: the request's whole budget and a margin.
     inFlightTtlS: Math.ceil((config.synapse.timeoutMs + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger
@@ -176,14 +178,22 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     ? implicitPolicy(config.joinRoles)
     : loadPolicyFile(config.policyFile, { onEvaluationError: conditionErrorLogger(logger) })
   let policy = loadPolicy()
+  // One line that says everything a reload did, so logrotate's operator sees the audit file too.
   fastify.decorate('reload', () => {
     audit.reopen()
-    if (config.policyFile === undefined) return
+    const auditFile = config.auditLogFile ?? null
+    const reopened = auditFile === null
+      ? 'audit on standard output (nothing to reopen)'
+      : audit.available ? `audit file ${auditFile} reopened` : `audit file ${auditFile} could not be reopened (see the error above)`
+    if (config.policyFile === undefined) {
+      logger.info({ audit_file: auditFile }, `reloaded: no POLICY_FILE to read; ${reopened}`)
+      return
+    }
     try {
       policy = loadPolicy()
-      logger.info({ policy: policy.source, rules: policy.ruleCount }, 'policy reloaded')
+      logger.info({ policy: policy.source, rules: policy.ruleCount, audit_file: auditFile }, `reloaded: policy ${policy.source} (${policy.ruleCount} ${policy.ruleCount === 1 ? 'rule' : 'rules'}); ${reopened}`)
     } catch (error) {
-      logger.error({ err: { message: (error as Error).message } }, 'the new policy file is not valid: the previous policy stays in force')
+      logger.error({ err: { message: (error as Error).message }, audit_file: auditFile }, `the new policy file is not valid: the previous policy stays in force; ${reopened}`)
     }
   })
   fastify.decorate('abandonOpenAttempts', () => audit.abandonOpen({ outcome: 'unknown', code: 'shutting_down', detail: 'the gateway shut down before the attempt ended' }))
@@ -225,7 +235,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
 
   await fastify.register(errorHandler)
   await fastify.register(clientRequestIdPlugin)
-  await fastify.register(openapi, { docsEnabled: config.docsEnabled })
+  await fastify.register(openapi, { docsEnabled: config.docsEnabled, publicUrl: config.publicUrl })
   await fastify.register(authPlugin, { jwt: config.jwt, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
   await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
   await fastify.register(meRoute, { policy: () => policy })

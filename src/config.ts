@@ -57,10 +57,16 @@ export const EnvSchema = Type.Object({
   POLICY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   REQUIRE_REASON: Bool('false'),
   IDEMPOTENCY_TTL_S: Integer({ minimum: 1, maximum: 31536000, default: '86400' }),
+  IDEMPOTENCY_MAX_BYTES: Integer({ minimum: 1024, maximum: 1099511627776, default: '67108864' }),
+  APPROVAL_TTL_S: Integer({ minimum: 60, maximum: 31536000, default: '86400' }),
+  APPROVAL_MAX_ENTRIES: Integer({ minimum: 1, maximum: 1000000, default: '10000' }),
+  APPROVAL_MAX_BYTES: Integer({ minimum: 65536, maximum: 1073741824, default: '16777216' }),
   BATCH_MAX_ITEMS: Integer({ minimum: 1, maximum: 10000, default: '100' }),
   BATCH_CONCURRENCY: Integer({ minimum: 1, maximum: 256, default: '4' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^(redis|rediss|valkey|valkeys)://[^\\s]+$' })),
+  REDIS_URL_FILE: Type.Optional(Type.String({ minLength: 1 })),
   DOCS_ENABLED: Bool('true'),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$' })),
   METRICS_ENABLED: Bool('true'),
   METRICS_PORT: Type.Optional(Integer({ minimum: 1, maximum: 65535 })),
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
@@ -72,7 +78,7 @@ export const EnvSchema = Type.Object({
 })
 export type Env = Static<typeof EnvSchema>
 
-const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S'] as const
+const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'IDEMPOTENCY_MAX_BYTES', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S', 'APPROVAL_TTL_S', 'APPROVAL_MAX_ENTRIES', 'APPROVAL_MAX_BYTES'] as const
 
 /** What a well-formed value looks like, for the variables whose form is not a number or a choice. */
 const EXAMPLES: Partial<Record<keyof Env, string>> = {
@@ -87,7 +93,8 @@ const EXAMPLES: Partial<Record<keyof Env, string>> = {
   ALLOWED_ORGS: 'acme,partner',
   JWT_ALGORITHMS: 'RS256,ES256',
   JWT_ISSUER: 'https://idp.example.com/realms/acme',
-  JWT_AUDIENCE: 'synapse-admin-gateway'
+  JWT_AUDIENCE: 'synapse-admin-gateway',
+  PUBLIC_URL: 'https://gateway.example.com'
 }
 
 /** Says what is wrong with a variable without ever repeating its value (it may be a secret). */
@@ -163,7 +170,7 @@ function auditCheckpointSettings (env: Env): { file: string, privateKey: KeyObje
 }
 
 /** Prefixes of the variables this service reads: an unknown one with them is likely a typo. */
-const OUR_PREFIXES = ['SYNAPSE_', 'JWT_', 'AUDIT_', 'RATE_LIMIT_', 'POLICY_', 'REDIS_', 'BATCH_', 'IDEMPOTENCY_', 'SHUTDOWN_', 'METRICS_', 'LOG_', 'DOCS_', 'TRUST_', 'ALLOW_', 'ALLOWED_', 'REQUIRE_', 'JOIN_']
+const OUR_PREFIXES = ['SYNAPSE_', 'JWT_', 'AUDIT_', 'RATE_LIMIT_', 'POLICY_', 'REDIS_', 'BATCH_', 'IDEMPOTENCY_', 'APPROVAL_', 'SHUTDOWN_', 'METRICS_', 'LOG_', 'DOCS_', 'TRUST_', 'ALLOW_', 'ALLOWED_', 'REQUIRE_', 'JOIN_']
 
 function editDistance (a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, i) => i)
@@ -208,6 +215,27 @@ function secretFromEnvOrFile (env: Env, name: 'SYNAPSE_ADMIN_TOKEN' | 'JWT_SECRE
   }
   content = content.replace(/\r?\n$/, '')
   if (content === '') throw new ConfigError(fileName, 'names an empty file')
+  return content
+}
+
+/**
+ * REDIS_URL or REDIS_URL_FILE (never both): a file keeps a password in the URL out of the
+ * environment. Its content is checked like REDIS_URL, and never repeated in an error.
+ */
+function redisUrlFrom (env: Env): string | undefined {
+  if (env.REDIS_URL !== undefined && env.REDIS_URL_FILE !== undefined) {
+    throw new ConfigError('REDIS_URL', 'and REDIS_URL_FILE are both set; set only one')
+  }
+  if (env.REDIS_URL_FILE === undefined) return env.REDIS_URL
+  let content: string
+  try {
+    content = readFileSync(env.REDIS_URL_FILE, 'utf8').trim()
+  } catch (err) {
+    throw new ConfigError('REDIS_URL_FILE', `names a file that cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+  if (!new RegExp(EnvSchema.properties.REDIS_URL.pattern as string).test(content)) {
+    throw new ConfigError('REDIS_URL_FILE', `names a file that does not hold one URL like ${EXAMPLES.REDIS_URL ?? ''}`)
+  }
   return content
 }
 
@@ -332,6 +360,7 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
   })
 
   const auditCheckpoint = check(() => auditCheckpointSettings(env))
+  const redisUrl = check(() => redisUrlFrom(env))
 
   check(() => {
     if (env.LOG_PRETTY !== 'true') return
@@ -360,9 +389,12 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
     requireReason: env.REQUIRE_REASON === 'true',
     shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS),
     idempotencyTtlS: Number(env.IDEMPOTENCY_TTL_S),
+    idempotencyMaxBytes: Number(env.IDEMPOTENCY_MAX_BYTES),
+    approvals: { ttlS: Number(env.APPROVAL_TTL_S), maxEntries: Number(env.APPROVAL_MAX_ENTRIES), maxBytes: Number(env.APPROVAL_MAX_BYTES) },
     batchMaxItems: Number(env.BATCH_MAX_ITEMS),
     batchConcurrency: Number(env.BATCH_CONCURRENCY),
-    redisUrl: env.REDIS_URL,
+    redisUrl,
+    publicUrl: env.PUBLIC_URL?.replace(/\/+$/, ''),
     synapse: {
       url: synapseUrl.replace(/\/+$/, ''),
       adminToken: adminToken as string,

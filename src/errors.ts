@@ -40,6 +40,13 @@ export const PROBLEMS = {
   idempotency_key_reused: { status: 422, title: 'Idempotency-Key reused with another request', outcome: 'invalid' },
   headers_too_large: { status: 431, title: 'Request headers too large', outcome: 'invalid' },
   rate_limited: { status: 429, title: 'Too many requests', outcome: 'denied' },
+  // Approvals (four-eyes), src/approvals/.
+  password_not_held: { status: 400, title: 'A password cannot wait for an approval', outcome: 'invalid' },
+  self_approval: { status: 403, title: 'The requester cannot approve its own request', outcome: 'denied' },
+  approval_not_found: { status: 404, title: 'Approval not found', outcome: 'invalid' },
+  approval_decided: { status: 409, title: 'Approval already decided', outcome: 'denied' },
+  approval_expired: { status: 410, title: 'Approval expired', outcome: 'denied' },
+  approvals_full: { status: 503, title: 'Too many pending approvals', outcome: 'failed' },
   internal_error: { status: 500, title: 'Internal error', outcome: 'failed' },
   upstream_error: { status: 502, title: 'Bad answer from Synapse', outcome: 'failed' },
   upstream_auth_failed: { status: 502, title: 'Synapse rejected the admin token', outcome: 'failed' },

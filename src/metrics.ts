@@ -12,8 +12,10 @@ export interface MetricSources {
   synapseInFlight?: () => number
   /** Requests waiting for a free slot towards Synapse (SYNAPSE_MAX_CONCURRENCY). */
   synapseQueued?: () => number
-  /** The Synapse circuit breaker: 0 closed, 1 open, 2 half-open. */
+  /** The Synapse circuit breaker, worst of all kinds of call: 0 closed, 1 open, 2 half-open. */
   circuitState?: () => 0 | 1 | 2
+  /** The breaker per kind of call seen so far (call names are a fixed set: bounded labels). */
+  callCircuitStates?: () => Iterable<[string, 'closed' | 'open' | 'half_open']>
   /** Whether /readyz would answer 200 (its last known answer). */
   ready?: () => boolean
 }
@@ -56,7 +58,8 @@ export function createMetrics (sources: MetricSources = {}) {
     jwksFetches,
     buildInfo,
     ready: gauge('gateway_ready', 'Whether this replica is ready (1) or not (0), as /readyz last answered', ready === undefined ? undefined : () => ready() ? 1 : 0),
-    circuitState: gauge('gateway_synapse_circuit_state', 'Synapse circuit breaker: 0 closed, 1 open (calls refused at once), 2 half-open (one trial call)', sources.circuitState),
+    circuitState: gauge('gateway_synapse_circuit_state', 'Synapse circuit breaker, worst of all kinds of call: 0 closed, 1 open (calls refused at once), 2 half-open (one trial call)', sources.circuitState),
+    callCircuitState: callCircuitGauge(registers, sources.callCircuitStates),
     synapseInFlight: gauge('gateway_synapse_requests_in_flight', 'Requests to Synapse in flight', sources.synapseInFlight),
     synapseQueued: gauge('gateway_synapse_requests_queued', 'Requests waiting for a free slot towards Synapse (SYNAPSE_MAX_CONCURRENCY)', sources.synapseQueued),
     policyDecisions: new Counter({ name: 'gateway_policy_decisions_total', help: 'Policy decisions by rule and effect (allow, deny)', labelNames: ['rule', 'effect'] as const, registers }),
@@ -71,6 +74,24 @@ export function createMetrics (sources: MetricSources = {}) {
     synapseErrors: new Counter({ name: 'gateway_synapse_errors_total', help: 'Calls to Synapse that failed, by call and kind (unavailable, timeout, broken, saturated, circuit_open, http_5xx)', labelNames: ['call', 'kind'] as const, registers }),
     auditWriteFailures: new Counter({ name: 'gateway_audit_write_failures_total', help: 'Audit entries that could not be written to the audit log', registers })
   }
+}
+
+const CIRCUIT_VALUES = { closed: 0, open: 1, half_open: 2 } as const
+
+function callCircuitGauge (registers: Registry[], read: MetricSources['callCircuitStates']) {
+  return new Gauge({
+    name: 'gateway_synapse_call_circuit_state',
+    help: 'Synapse circuit breaker per kind of call (join, kick, room_state, …): 0 closed, 1 open, 2 half-open',
+    labelNames: ['call'] as const,
+    registers,
+    ...(read === undefined
+      ? {}
+      : {
+          collect () {
+            for (const [call, state] of read()) this.set({ call }, CIRCUIT_VALUES[state])
+          }
+        })
+  })
 }
 
 export type Metrics = ReturnType<typeof createMetrics>

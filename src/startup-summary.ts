@@ -56,6 +56,7 @@ export function startupSummary (config: Config) {
     },
     allow_remote_rooms: config.allowRemoteRooms,
     metrics: config.metricsEnabled ? (config.metricsPort === undefined ? 'on /metrics' : `on port ${config.metricsPort}`) : 'off',
-    docs: config.docsEnabled
+    docs: config.docsEnabled,
+    public_url: config.publicUrl ?? 'the host of each request (PUBLIC_URL unset)'
   }
 }

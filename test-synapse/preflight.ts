@@ -5,7 +5,9 @@
 import { TargetError, checkTarget, targetFromEnv } from './helpers/target.js'
 
 try {
-  await checkTarget(targetFromEnv())
+  const target = targetFromEnv()
+  const version = await checkTarget(target)
+  process.stdout.write(`test:synapse: against Synapse ${version} at ${target.url}\n`)
 } catch (error) {
   if (!(error instanceof TargetError)) throw error
   process.stderr.write(`test:synapse: ${error.message}\n`)

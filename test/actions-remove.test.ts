@@ -114,8 +114,8 @@ t.test('refusals by Synapse: no kick power or target at equal/higher power (k11,
   t.equal(memberOf(h.homeserver, ACTION_ROOMS.halPowers, '@jan:test.local').membership, 'leave')
 })
 
-t.test('an unknown room is room_not_found although Synapse says "target not in room" (k18, k18b)', async (t) => {
-  const h = await startActionHarness(t)
+t.test('an unknown room is room_not_found although Synapse 1.67 says "target not in room" (k18, k18b)', async (t) => {
+  const h = await startActionHarness(t, { homeserver: { synapseVersion: '1.67.0' } })
   for (const room of ['!doesnotexist:test.local', '!abc:other.example']) {
     const res = await h.call('DELETE', remove(room, '@ben:test.local'))
     t.equal(res.status, 404, room)
@@ -130,6 +130,15 @@ t.test('an unknown room is room_not_found although Synapse says "target not in r
   t.equal(malformed.status, 400)
   t.equal(malformed.body.code, 'invalid_room')
   t.same(callsSince(h.homeserver, from), [])
+})
+
+t.test('an unknown room is room_not_found when Synapse 1.163 says "Not a known room" (g17 of modern-1.163.2.json)', async (t) => {
+  const h = await startActionHarness(t, { homeserver: { synapseVersion: '1.163.2' } })
+  const res = await h.call('DELETE', remove('!doesnotexist:test.local', '@ben:test.local'))
+  t.equal(res.status, 404)
+  t.match(res.body, { code: 'room_not_found' })
+  t.same(callsSince(h.homeserver, h.homeserver.calls.length - 1), ['kick'], 'no room details needed to tell it apart')
+  t.match(h.recordsOf(res.requestId), [{ event: 'intent' }, { event: 'result', outcome: 'failed', code: 'room_not_found', upstream: { call: 'kick', status: 404 } }])
 })
 
 t.test('an alias is resolved first: the kick is sent by room ID (k19 refuses aliases); an unknown alias is room_not_found', async (t) => {

@@ -34,17 +34,18 @@ t.test('/readyz stays 200 while the gateway\'s own Synapse cap is saturated', as
   t.equal((await held).body.code, 'upstream_timeout')
 })
 
-t.test('/readyz stays 200 while the breaker is open', async (t) => {
-  // Failures count when consecutive; each request's lookup succeeds before its join fails, so one
-  // failure must be enough here (the probes use the lookup, which must keep working).
-  const h = await startHarness(t, { synapseBreaker: { failureThreshold: 1, openMs: 60_000 } })
+t.test('/readyz stays 200 while the breaker is open, and shows which kind of call it pauses', async (t) => {
+  // Failures are counted per kind of call: the lookups before each join succeed, the joins fail.
+  const h = await startHarness(t, { synapseBreaker: { failureThreshold: 2, openMs: 60_000 } })
   h.homeserver.fault = { kind: 'error-500', on: 'join' }
-  t.equal((await join(h)).body.code, 'upstream_error')
-  const calls = h.homeserver.calls.length
+  for (let i = 0; i < 2; i++) t.equal((await join(h)).body.code, 'upstream_error')
+  const joins = h.homeserver.callsTo('join').length
   const open = await join(h)
-  t.equal(open.body.code, 'upstream_unavailable', 'the breaker is open')
-  t.equal(h.homeserver.calls.length, calls, 'and nothing was sent')
+  t.equal(open.body.code, 'upstream_unavailable', 'the breaker is open for joins')
+  t.equal(h.homeserver.callsTo('join').length, joins, 'and no join was sent')
   t.same(await readiness(h), { status: 200, code: undefined }, 'Synapse itself answers the probes: ready')
+  const body = await (await request(`${h.url}/readyz`)).body.json()
+  t.same(body, { status: 'ready', synapse_breaker: { state: 'open', calls: { join: 'open' } } }, '/readyz names the paused kind of call')
 })
 
 t.test('answers about one room (502 "Failed to fetch alias" with a Matrix errcode) do not open the breaker', async (t) => {

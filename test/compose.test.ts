@@ -2,11 +2,13 @@
  * docker-compose.yml without a Docker engine: `docker compose` is not installable here (Debian
  * only has Compose v1, which predates the Compose Specification's `name`), so the file is
  * validated against the Compose Specification's JSON schema (vendored in
- * test/fixtures/compose-spec/), interpolated with .env as compose would, and each gateway
- * replica's environment is given to the real loadConfig with the files compose mounts.
+ * test/fixtures/compose-spec/), interpolated with .env.example (copied to .env by the operator)
+ * as compose would, and each gateway replica's environment is given to the real loadConfig with
+ * the files compose mounts, for each way of checking tokens that .env can choose.
  * Where the `docker compose` plugin exists, `docker compose config` checks the file as well.
  */
 import { execFile } from 'node:child_process'
+import { generateKeyPairSync } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,7 +22,8 @@ const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.ur
 const composeText = read('docker-compose.yml')
 // Compose resolves YAML merge keys (<<) itself.
 const compose = parse(composeText, { merge: true }) as any
-const dotenv = parseEnv(read('.env')) as Record<string, string>
+const dotenvText = read('.env.example')
+const dotenv = parseEnv(dotenvText) as Record<string, string>
 
 /** Compose's interpolation of ${VAR}, ${VAR:-default} and ${VAR:?error}, from .env. */
 function interpolate (value: string, variables: Record<string, string | undefined>): string {
@@ -76,7 +79,7 @@ t.test('the replicas profile adds a second gateway and the Valkey they share', a
   t.same(services.valkey.healthcheck.test, ['CMD', 'valkey-cli', 'ping'])
   // eslint-disable-next-line no-template-curly-in-string -- compose's interpolation, not a template
   t.equal(services.gateway.environment.REDIS_URL, '${REDIS_URL:-}', 'the first gateway joins when .env sets REDIS_URL')
-  t.match(read('.env'), /^#COMPOSE_PROFILES=replicas\n#REDIS_URL=redis:\/\/valkey:6379$/m, '.env shows both switches together')
+  t.match(dotenvText, /^#COMPOSE_PROFILES=replicas\n#REDIS_URL=redis:\/\/valkey:6379$/m, '.env shows both switches together')
   t.not(services['gateway-2'].environment.AUDIT_LOG_FILE, services.gateway.environment.AUDIT_LOG_FILE, 'one audit file (one hash chain) per replica')
   t.not(services['gateway-2'].ports[0], services.gateway.ports[0])
   for (const name of ['gateway', 'gateway-2', 'valkey']) {
@@ -92,28 +95,56 @@ t.test('the replicas profile adds a second gateway and the Valkey they share', a
   t.ok(existsSync(new URL('../examples/policy.yaml', import.meta.url)), 'the example policy exists')
 })
 
-t.test('each gateway replica gets a configuration the gateway accepts, secrets as files', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'gateway-compose-'))
-  const file = (name: string, content: string) => { writeFileSync(join(dir, name), content); return join(dir, name) }
-  const mounted: Record<string, string> = {
-    '/run/secrets/synapse_admin_token': file('synapse_admin_token', 'syt_from_bootstrap\n'),
-    '/run/secrets/jwt_secret': file('jwt_secret', 'a-secret-made-with-openssl-rand-base64-48\n'),
-    '/etc/synapse-admin-gateway/policy.yaml': file('policy.yaml', read('examples/policy.yaml'))
+const secretsDir = mkdtempSync(join(tmpdir(), 'gateway-compose-'))
+const secretFile = (name: string, content: string) => { writeFileSync(join(secretsDir, name), content); return join(secretsDir, name) }
+const mounted: Record<string, string> = {
+  '/run/secrets/synapse_admin_token': secretFile('synapse_admin_token', 'syt_from_bootstrap\n'),
+  '/run/secrets/jwt_secret': secretFile('jwt_secret', 'a-secret-made-with-openssl-rand-base64-48\n'),
+  '/run/secrets/audit_chain_key': secretFile('audit_chain_key', 'a-chain-key-made-with-openssl-rand-base64-48\n'),
+  // What `openssl genpkey -algorithm ed25519` writes.
+  '/run/secrets/audit_checkpoint_key': secretFile('audit_checkpoint_key', generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()),
+  '/etc/synapse-admin-gateway/policy.yaml': secretFile('policy.yaml', read('examples/policy.yaml'))
+}
+/** The configuration one gateway service gets, with .env's values and the files where compose mounts them. */
+function serviceConfig (service: string, variables: Record<string, string>) {
+  const env: Record<string, string> = { HOST: '0.0.0.0', PORT: '8080' } // the image's ENV
+  for (const [key, value] of Object.entries(compose.services[service].environment as Record<string, string>)) {
+    const interpolated = interpolate(String(value), variables)
+    env[key] = mounted[interpolated] ?? interpolated
   }
+  return loadConfig(env)
+}
+
+t.test('each gateway replica gets a configuration the gateway accepts, secrets as files', async (t) => {
   for (const [service, redisUrl] of [['gateway', undefined], ['gateway-2', 'redis://valkey:6379']] as const) {
     const gateway = compose.services[service]
-    t.same([...gateway.secrets].sort(), ['jwt_secret', 'synapse_admin_token'])
-    const env: Record<string, string> = { HOST: '0.0.0.0', PORT: '8080' } // the image's ENV
-    for (const [key, value] of Object.entries(gateway.environment as Record<string, string>)) {
-      const interpolated = interpolate(String(value), dotenv)
-      env[key] = mounted[interpolated] ?? interpolated
-    }
-    const config = loadConfig(env)
-    t.match(config, { synapse: { url: 'http://synapse:8008', adminToken: 'syt_from_bootstrap', serverName: dotenv.SERVER_NAME }, redisUrl }, service)
+    t.same([...gateway.secrets].sort(), ['audit_chain_key', 'audit_checkpoint_key', 'jwt_secret', 'synapse_admin_token'])
+    const config = serviceConfig(service, dotenv)
+    t.match(config, { synapse: { url: 'http://synapse:8008', adminToken: 'syt_from_bootstrap', serverName: dotenv.SERVER_NAME }, redisUrl, jwt: { verification: { kind: 'secret' }, rolesClaim: 'roles' } }, service)
     t.match(config.auditLogFile, /^\/var\/log\/gateway\//, 'the audit volume, which the image makes writable for node')
+    t.ok(config.auditChainKey !== undefined, 'the chain key is a Docker secret')
+    t.same(config.warnings, [], 'no misspelt variable')
+    t.match(gateway.environment.AUDIT_CHECKPOINT_FILE, /^\/var\/log\/gateway\/.+\.checkpoints$/, 'checkpoints on the audit volume')
+    t.equal(gateway.environment.AUDIT_CHECKPOINT_KEY_FILE, '/run/secrets/audit_checkpoint_key', 'signed with the checkpoint key, a Docker secret')
   }
-  t.same(compose.secrets.synapse_admin_token, { file: './secrets/synapse_admin_token' })
-  t.same(compose.secrets.jwt_secret, { file: './secrets/jwt_secret' })
+  t.not(compose.services['gateway-2'].environment.AUDIT_CHECKPOINT_FILE, compose.services.gateway.environment.AUDIT_CHECKPOINT_FILE, 'one checkpoint file per chain')
+  for (const name of ['synapse_admin_token', 'jwt_secret', 'audit_chain_key', 'audit_checkpoint_key']) {
+    t.same(compose.secrets[name], { file: `./secrets/${name}` })
+  }
+})
+
+t.test('.env chooses how tokens are checked, without editing docker-compose.yml', async (t) => {
+  const uncommented = parseEnv(dotenvText.replace(/^#(JWT_[A-Z_]+=)/gm, '$1')) as Record<string, string>
+  const { JWT_SECRET_FILE: _secret, ...jwks } = uncommented
+  const config = serviceConfig('gateway', jwks)
+  t.match(config.jwt, {
+    verification: { kind: 'jwks', url: uncommented.JWT_JWKS_URL },
+    issuer: uncommented.JWT_ISSUER,
+    audience: uncommented.JWT_AUDIENCE,
+    rolesClaim: 'realm_access.roles'
+  }, 'the IdP lines of .env.example, uncommented, with the secret line commented out')
+  t.throws(() => serviceConfig('gateway', uncommented), /JWT_JWKS_URL conflicts with JWT_SECRET_FILE/, 'both kept: the gateway says to choose one')
+  t.throws(() => serviceConfig('gateway', { SERVER_NAME: 'localhost' }), /JWT_SECRET is required/, 'neither: the gateway says what is missing')
 })
 
 t.test('the bootstrap writes the token where the gateways read it, owned by the image\'s node user', async (t) => {

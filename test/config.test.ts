@@ -109,6 +109,26 @@ t.test('*_FILE secrets: never both, readable, not empty, only the trailing newli
   rejects(t, { ...base, JWT_SECRET: undefined, JWT_PUBLIC_KEY: 'x', JWT_PUBLIC_KEY_FILE: keyFile }, 'JWT_PUBLIC_KEY', 'both key forms')
 })
 
+t.test('REDIS_URL_FILE: the Redis URL (with its password) from a file, never with REDIS_URL, never logged', async (t) => {
+  const url = 'redis://:CANARY-valkey-password@valkey:6379/0'
+  const config = loadConfig({ ...base, REDIS_URL_FILE: file('redis_url', `${url}\n`) })
+  t.equal(config.redisUrl, url, 'the trailing newline is dropped')
+  t.equal(startupSummary(config).shared_state, 'redis://valkey:6379/0', 'the summary shows where, without the password')
+  t.equal(loadConfig(base).redisUrl, undefined)
+  rejects(t, { ...base, REDIS_URL: 'redis://valkey:6379', REDIS_URL_FILE: file('redis_url_both', url) }, 'REDIS_URL', 'both set')
+  rejects(t, { ...base, REDIS_URL_FILE: join(dir, 'missing') }, 'REDIS_URL_FILE', 'unreadable')
+  rejects(t, { ...base, REDIS_URL_FILE: file('redis_url_bad', 'http://:CANARY@valkey\n') }, 'REDIS_URL_FILE', 'not a Redis URL, not repeated')
+  rejects(t, { ...base, REDIS_URL_FILE: file('redis_url_two', `${url}\n${url}\n`) }, 'REDIS_URL_FILE', 'two URLs')
+})
+
+t.test('PUBLIC_URL: an http(s) URL, the trailing slash dropped', async (t) => {
+  t.equal(loadConfig({ ...base, PUBLIC_URL: 'https://gateway.example.com/' }).publicUrl, 'https://gateway.example.com')
+  t.equal(loadConfig({ ...base, PUBLIC_URL: 'https://example.com/matrix-admin' }).publicUrl, 'https://example.com/matrix-admin')
+  t.equal(loadConfig(base).publicUrl, undefined)
+  t.equal(startupSummary(loadConfig({ ...base, PUBLIC_URL: 'https://gateway.example.com' })).public_url, 'https://gateway.example.com', 'in the start-up summary')
+  rejects(t, { ...base, PUBLIC_URL: 'gateway.example.com' }, 'PUBLIC_URL', 'no scheme')
+})
+
 t.test('every problem is reported at once, one line each, with the expected form', async (t) => {
   try {
     loadConfig({ SYNAPSE_URL: 'matrix.example.com', PORT: 'CANARY', JWT_CLOCK_TOLERANCE_S: '99999', LOG_LEVEL: 'loud', JOIN_ROLES: ',', REDIS_URL: 'http://:CANARY@redis' })

@@ -77,7 +77,7 @@ for (const store of ['memory', 'redis'] as const) {
       let dump = keys.join('\n')
       for (const name of keys) {
         const type = await redis.type(name)
-        dump += type === 'hash' ? JSON.stringify(await redis.hgetall(name)) : String(await redis.get(name))
+        dump += type === 'hash' ? JSON.stringify(await redis.hgetall(name)) : type === 'zset' ? (await redis.zrange(name, '0', '-1')).join() : String(await redis.get(name))
       }
       t.notOk(dump.includes(key), 'not in any Redis key or value')
       t.notOk(dump.includes(sha256(key)), 'not even its plain SHA-256 (records are keyed by caller and key)')
@@ -131,6 +131,33 @@ for (const store of ['memory', 'redis'] as const) {
     // The same body with its keys in another order and other whitespace is the same request.
     const reordered = await send(h.url, 'POST', membersPath(ROOM), { token: h.token(), headers: { 'idempotency-key': 'reuse-key' }, body: { user_id: '@alice:test.local' } })
     t.equal(reordered.headers['idempotent-replayed'], 'true')
+  })
+
+  t.test(`${store}: IDEMPOTENCY_MAX_BYTES: fresh keys push the oldest answers out; a retry of one runs again`, { skip }, async (t) => {
+    const h = await gateway(t, store, { env: { IDEMPOTENCY_MAX_BYTES: '4096' } })
+    const keys = Array.from({ length: 30 }, (_, i) => `budget-${i}`)
+    for (const key of keys) t.equal((await joinAlice(h, key)).status, 200)
+    const joins = h.homeserver.callsTo('join').length
+    const newest = await joinAlice(h, keys.at(-1)!)
+    t.equal(newest.headers['idempotent-replayed'], 'true', 'the newest answer is replayed')
+    const oldest = await joinAlice(h, keys[0]!)
+    t.equal(oldest.status, 200)
+    t.notOk('idempotent-replayed' in oldest.headers, 'the oldest answer is gone: the retry ran again')
+    t.equal(h.homeserver.callsTo('join').length, joins + 1, 'and reached the homeserver (a second join changes nothing)')
+  })
+
+  t.test(`${store}: an answer bigger than the budget is answered, not stored: a retry runs again`, { skip }, async (t) => {
+    const h = await gateway(t, store, { env: { IDEMPOTENCY_MAX_BYTES: '4096' } })
+    const items = Array.from({ length: 40 }, () => ({ action: 'room.join', room: ROOM, user_id: '@alice:test.local' }))
+    const batch = () => send(h.url, 'POST', '/v1/batch', { token: h.token(), headers: { 'idempotency-key': 'big-batch' }, body: { items } })
+    const first = await batch()
+    t.equal(first.status, 200)
+    t.ok(first.text.length > 4096, `the answer is ${first.text.length} bytes`)
+    t.equal(first.body.results.length, 40)
+    const retry = await batch()
+    t.equal(retry.status, 200)
+    t.notOk('idempotent-replayed' in retry.headers, 'not stored: the retry ran again')
+    t.equal(h.homeserver.callsTo('join').length, 80, 'every item ran twice')
   })
 
   t.test(`${store}: a stored answer expires after IDEMPOTENCY_TTL_S`, { skip }, async (t) => {

@@ -44,7 +44,7 @@ t.test('SIGHUP: a new policy is in force; a bad new file keeps the old one, logs
   policy.write(READS_AND_LOOKUPS)
   child.kill('SIGHUP')
   t.equal(await waitFor('user.read to be allowed after SIGHUP', lookup, (status) => status === 200), 200, 'the new policy is in force')
-  t.match(out.stdout, /"msg":"policy reloaded"/)
+  t.match(out.stdout, /"msg":"reloaded: policy [^"]+ \(2 rules\); audit/)
   t.match(out.stdout, /"rules":2/)
 
   policy.write(READS_AND_LOOKUPS.replace('[user.read]', '[user.delete]'))

@@ -16,8 +16,8 @@ function capture (): { log: ReturnType<typeof pino>, lines: () => Array<Record<s
   return { log: pino({ level: 'info' }, sink), lines: () => text.split('\n').filter(Boolean).map((line) => JSON.parse(line)), text: () => text }
 }
 
-function shared (t: Tap, redisUrl: string | undefined, log = capture().log): SharedState {
-  const state = createSharedState({ redisUrl, idempotencyTtlS: 3600, inFlightTtlS: 60, log })
+function shared (t: Tap, redisUrl: string | undefined, log = capture().log, heartbeatMs?: number): SharedState {
+  const state = createSharedState({ redisUrl, idempotencyTtlS: 3600, inFlightTtlS: 60, log, heartbeatMs })
   t.after(() => state.close())
   return state
 }
@@ -89,7 +89,6 @@ t.test('Redis hung: a command times out and is not re-sent after recovery', { sk
   t.after(() => server.resume())
   const elapsed = await rejectsUnavailable(t, state.idempotency.claim('helpdesk-bot', 'hung', join), 'claim to a stopped Redis')
   t.ok(elapsed < 5000, `rejected after ${elapsed.toFixed(0)} ms (command timeout)`)
-  t.equal(state.available, true, 'the connection itself is still up')
   // The Redis that comes back is a fresh one: had the client re-sent the unanswered claim, its
   // record would show up there.
   await server.restart()
@@ -114,4 +113,31 @@ t.test('Redis unreachable from the start', { skip }, async (t) => {
   await until('a valkey:// URL connects once the server is there', () => state.available)
   await state.close()
   t.equal(logs.lines().filter((line) => line.level === 40).length, 2, 'closing is not an outage')
+})
+
+t.test('Redis hung: one warning when it stops answering, one info line when it answers again', { skip }, async (t) => {
+  const server = await startRedisServer(t)
+  const logs = capture()
+  const state = shared(t, server.url, logs.log, 100)
+  await until('the state to connect', () => state.available)
+  const hungLines = () => logs.lines().filter((line) => /does not answer/.test(line.msg))
+  const backLines = () => logs.lines().filter((line) => /answers again/.test(line.msg))
+
+  server.pause()
+  t.after(() => server.resume())
+  await until('the warning', () => hungLines().length === 1)
+  t.match(hungLines()[0], { level: 40, redis: `redis://127.0.0.1:${server.port}`, msg: 'Redis does not answer within 1000 ms: acting requests are refused with 503 state_unavailable (reads go on with per-replica limits)' })
+  t.equal(state.available, false, 'seen as unavailable, so limits fall back or refuse at once')
+  // Each refused claim waits out the command timeout, as long as a heartbeat's PING: more
+  // heartbeats fail meanwhile, and still one warning.
+  for (const key of ['hung-1', 'hung-2', 'hung-3']) await rejectsUnavailable(t, state.idempotency.claim('helpdesk-bot', key, join), 'a claim while hung')
+  t.equal(hungLines().length, 1, 'once per change, not once per heartbeat')
+
+  server.resume()
+  await until('the info line', () => backLines().length === 1)
+  t.match(backLines()[0], { level: 30, msg: 'Redis answers again: acting requests run again' })
+  t.equal(state.available, true)
+  t.same(await state.idempotency.claim('helpdesk-bot', 'after', join), { kind: 'new' }, 'works again')
+  t.equal(hungLines().length, 1)
+  t.equal(logs.lines().filter((line) => line.level === 40).length, 1, 'the connection never dropped: no other warning')
 })

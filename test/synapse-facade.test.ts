@@ -61,7 +61,7 @@ async function facade (t: Test, options: { delayMs?: number, timeoutMs?: number 
   const contextFor = createContexts({ config, synapse, rooms: createRoomDirectory(), audit, metrics: createMetrics(), adminUserId: async () => '@admin:test.local' })
   const attempt = newAttempt('user.lock')
   attempt.actor = { sub: 'helpdesk-bot', org: null, roles: [], claims: {} }
-  return { context: contextFor(attempt, 'req-1', log), attempt, seen: synapseServer.seen }
+  return { context: contextFor(attempt, 'req-1', log, {}), attempt, seen: synapseServer.seen }
 }
 
 t.test('a changing call is sent only after its intent record is on disk, once per attempt', async (t) => {

@@ -2,12 +2,13 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { AnswerError, domainOf, fail, internalError, lenientJsonObject, matrixError, parseJsonObject, parseUserId, unrecognized, type Answer } from './answers.js'
+import { NEWEST_SYNAPSE, SYNAPSE_PROFILES, type SynapseProfile, type SynapseVersion } from './versions.js'
 import { adminJoin, directory, kick, leave, makeRoomAdmin, resolveRoom } from './rooms.js'
 import { recordedState, type HomeserverState, type SeedOptions, type SimRoom } from './state.js'
 import { joinedMembers, roomDetails, roomSummary, stateEvents } from './views.js'
 
 /**
- * A small real HTTP server that answers like Synapse 1.67.0 did in the recordings
+ * A small real HTTP server that answers like Synapse did in the recordings (1.163.2 by default, or 1.67.0: versions.ts)
  * (test/fixtures/synapse/join-contract.json and actions-contract.json): the admin join API,
  * kick, login-as, leave and logout, the admin user, device, whois, room and room-list reads,
  * make_room_admin, whoami, the alias directory and server_version; plus faults that can be
@@ -40,14 +41,15 @@ export interface ReceivedCall { endpoint: Endpoint, method: string, url: string,
 export interface HomeserverOptions extends Partial<SeedOptions> {
   /** registration_shared_secret, for the shared-secret registration API (not in the recordings: per Synapse's docs). */
   registrationSharedSecret?: string
-  /** Newer Synapse versions report `deactivated` as a boolean instead of 0/1. */
+  /** The Synapse version to answer as (dev/homeserver/versions.ts); default the newest recorded. */
+  synapseVersion?: SynapseVersion
+  /** `deactivated` and `shadow_banned` as booleans (true) or 0/1 (false) whatever the version; default: as the version answers. */
   deactivatedAsBoolean?: boolean
   /** Keep every request in `calls` (for tests; off for long benchmark runs). */
   recordCalls?: boolean
 }
 
 const JSON_HEADERS = {
-  server: 'Synapse/1.67.0',
   'content-type': 'application/json',
   'cache-control': 'no-cache, no-store, must-revalidate',
   'access-control-allow-origin': '*',
@@ -81,6 +83,8 @@ export class SimulatedHomeserver {
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
   private readonly deactivatedAsBoolean: boolean
+  /** What differs between the Synapse versions the simulator can answer as. */
+  readonly profile: SynapseProfile
   private readonly recordCalls: boolean
   readonly registrationSharedSecret: string
   private readonly nonces = new Set<string>()
@@ -89,7 +93,8 @@ export class SimulatedHomeserver {
   constructor (options: HomeserverOptions = {}) {
     this.adminToken = options.adminToken ?? 'syt_YWRtaW4_simulated_admin_token'
     this.state = recordedState({ adminToken: this.adminToken, userTokens: options.userTokens, fixture: options.fixture })
-    this.deactivatedAsBoolean = options.deactivatedAsBoolean ?? false
+    this.profile = SYNAPSE_PROFILES[options.synapseVersion ?? NEWEST_SYNAPSE]
+    this.deactivatedAsBoolean = options.deactivatedAsBoolean ?? this.profile.flagsAsBooleans
     this.recordCalls = options.recordCalls ?? true
     this.registrationSharedSecret = options.registrationSharedSecret ?? 'simulated-registration-shared-secret'
     this.server = createServer((request, response) => { this.handle(request, response) })
@@ -183,7 +188,7 @@ export class SimulatedHomeserver {
 
   private send (response: ServerResponse, answer: Answer, method: string | undefined): void {
     const text = answer.body === undefined || method === 'HEAD' ? '' : JSON.stringify(answer.body)
-    response.writeHead(answer.status, { ...JSON_HEADERS, ...answer.headers })
+    response.writeHead(answer.status, { ...JSON_HEADERS, server: `Synapse/${this.profile.version}`, ...answer.headers })
     response.end(text)
   }
 
@@ -214,7 +219,7 @@ export class SimulatedHomeserver {
     { endpoint: 'login', pattern: CLIENT(/login/), handlers: { POST: (req) => this.login(req.body) } },
     { endpoint: 'logout', pattern: CLIENT(/logout/), handlers: { POST: (req) => this.logout(req) } },
     { endpoint: 'directory', pattern: CLIENT(/directory\/room\/([^/]*)/), handlers: { GET: (_req, alias) => directory(this.state, alias) } },
-    { endpoint: 'kick', pattern: CLIENT(/rooms\/([^/]*)\/kick/), handlers: { POST: (req, roomId) => kick(this.state, this.requester(req).userId, roomId, lenientJsonObject(req.body)) } },
+    { endpoint: 'kick', pattern: CLIENT(/rooms\/([^/]*)\/kick/), handlers: { POST: (req, roomId) => this.kick(req, roomId) } },
     { endpoint: 'leave', pattern: CLIENT(/rooms\/([^/]*)\/leave/), handlers: { POST: (req, roomId) => leave(this.state, this.requester(req).userId, roomId, lenientJsonObject(req.body)) } },
     { endpoint: 'devices', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)\/devices$/, handlers: { GET: (req, userId) => this.admin(req, () => this.devices(userId)) } },
     { endpoint: 'user_lookup', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)$/, handlers: { GET: (req, userId) => this.admin(req, () => this.lookupUser(userId)) } },
@@ -223,7 +228,7 @@ export class SimulatedHomeserver {
     { endpoint: 'whois', pattern: /^\/_synapse\/admin\/v1\/whois\/([^/]*)$/, handlers: { GET: (req, userId) => this.whois(req, userId) } },
     { endpoint: 'join', pattern: /^\/_synapse\/admin\/v1\/join\/([^/]*)$/, handlers: { POST: (req, room) => this.admin(req, (requester) => this.join(requester, room, req)) } },
     { endpoint: 'room_list', pattern: /^\/_synapse\/admin\/v1\/rooms$/, handlers: { GET: (req) => this.admin(req, () => this.roomList(req.params)) } },
-    { endpoint: 'room_details', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: roomDetails(this.knownRoom(roomId), this.state) })) } },
+    { endpoint: 'room_details', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: this.roomDetails(roomId) })) } },
     {
       endpoint: 'room_members',
       pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/members$/,
@@ -242,7 +247,7 @@ export class SimulatedHomeserver {
       // Who blocked a room is not kept: the fixture's blocked rooms were blocked by the admin.
       handlers: { GET: (req, roomId) => this.admin(req, (requester) => ({ status: 200, body: this.state.rooms.get(roomId)?.blocked === true ? { block: true, user_id: requester } : { block: false } })) }
     },
-    { endpoint: 'room_state', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/state$/, handlers: { GET: (req, roomId) => this.admin(req, () => ({ status: 200, body: { state: stateEvents(this.knownRoom(roomId), this.serverName) } })) } },
+    { endpoint: 'room_state', pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/state$/, handlers: { GET: (req, roomId) => this.admin(req, () => this.roomState(roomId, req.params)) } },
     {
       endpoint: 'make_room_admin',
       pattern: /^\/_synapse\/admin\/v1\/rooms\/([^/]*)\/make_room_admin$/,
@@ -304,8 +309,27 @@ export class SimulatedHomeserver {
     return answer(userId)
   }
 
+  private kick (req: Incoming, roomId: string): Answer {
+    const requester = this.requester(req).userId
+    if (this.profile.kickUnknownRoomIsNotFound && !this.state.rooms.has(roomId)) return matrixError(404, 'M_UNKNOWN', 'Not a known room')
+    return kick(this.state, requester, roomId, lenientJsonObject(req.body))
+  }
+
+  private roomDetails (roomId: string): Record<string, unknown> {
+    const details = roomDetails(this.knownRoom(roomId), this.state)
+    return this.profile.roomTombstoneFields ? { ...details, tombstoned: false, replacement_room: null } : details
+  }
+
+  /** 1.67 ignores `?type=` and answers every state event (g22). */
+  private roomState (roomId: string, params: URLSearchParams): Answer {
+    const events = stateEvents(this.knownRoom(roomId), this.serverName)
+    const type = params.get('type')
+    const state = this.profile.stateTypeFilter && type !== null && type !== '' ? events.filter((event) => event.type === type) : events
+    return { status: 200, body: { state } }
+  }
+
   private serverVersion (): Answer {
-    return { status: 200, body: { server_version: '1.67.0', python_version: '3.11.2' } }
+    return { status: 200, body: { ...this.profile.serverVersion } }
   }
 
   /** A login-as token has no device (l4); the user's own token shows its device (l10c). */
@@ -329,12 +353,13 @@ export class SimulatedHomeserver {
     const user = this.state.users.get(userId)
     if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'User not found')
     const flag = (value: boolean) => this.deactivatedAsBoolean ? value : Number(value)
+    const versionFlag = (value: boolean) => this.profile.flagsAsBooleans ? value : Number(value)
     return {
       status: 200,
       body: {
         name: userId,
-        is_guest: 0,
-        admin: Number(user.admin),
+        is_guest: versionFlag(false),
+        admin: versionFlag(user.admin),
         consent_version: null,
         consent_server_notice_sent: null,
         appservice_id: null,
@@ -345,7 +370,8 @@ export class SimulatedHomeserver {
         displayname: userId.slice(1, userId.indexOf(':')),
         avatar_url: null,
         threepids: [],
-        external_ids: []
+        external_ids: [],
+        ...(this.profile.accountStateFields ? { locked: false, suspended: false, erased: false, last_seen_ts: null, consent_ts: null } : {})
       }
     }
   }

@@ -65,6 +65,8 @@ export function namedTarget (params: unknown, body: unknown): NamedTarget {
 /** What an action may use: tracked Synapse calls, the room directory, the admin account. */
 export interface ActionContext {
   readonly caller: Caller
+  /** The route's query string, parsed (reads that page take theirs from it; acting actions have only dry_run). */
+  readonly query: unknown
   readonly config: Config
   /** Synapse, tracked: a changing call is sent only after the intent record is on disk. */
   readonly synapse: TrackedSynapse
@@ -78,7 +80,11 @@ export interface ActionContext {
 /** Per request, memoised: checks and `run` read the same answers instead of asking twice. */
 export interface RequestFacts {
   user: (userId: string) => Promise<LookedUpUser>
-  room: (roomId: string) => Promise<RoomSnapshot>
+  /**
+   * The room's state as the checks read it: the power levels, the join rule, and the memberships of
+   * the target user and the gateway's account (`powerUsers`: also of the users the power levels name).
+   */
+  room: (roomId: string, scope?: { powerUsers?: boolean }) => Promise<RoomSnapshot>
 }
 
 /** Declares an action, keeping its literal name (the catalog's names become the ActionName type). */

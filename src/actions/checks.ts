@@ -77,18 +77,23 @@ export function userExists ({ refuseDeactivated }: { refuseDeactivated: boolean 
   }
 }
 
-/** The room's state, which the later checks read; Synapse answers room_not_found itself when acting. */
-export const roomExists: CheckStep = {
-  name: 'room_exists',
-  by: 'synapse',
-  fails: ['room_not_found'],
-  async check (context, { roomId }) {
-    try {
-      const state = await context.facts.room(roomId)
-      return { ok: true, detail: `The room is known (join rule: ${state.joinRule}).` }
-    } catch (error) {
-      if (!(error instanceof GatewayError) || error.problem !== 'room_not_found') throw error
-      return { ok: false, code: 'room_not_found', detail: 'Synapse does not know this room.' }
+/**
+ * The room's state, which the later checks read (with the same `scope`); Synapse answers
+ * room_not_found itself when acting.
+ */
+export function roomExists (scope: { powerUsers?: boolean } = {}): CheckStep {
+  return {
+    name: 'room_exists',
+    by: 'synapse',
+    fails: ['room_not_found'],
+    async check (context, { roomId }) {
+      try {
+        const state = await context.facts.room(roomId, scope)
+        return { ok: true, detail: `The room is known (join rule: ${state.joinRule}).` }
+      } catch (error) {
+        if (!(error instanceof GatewayError) || error.problem !== 'room_not_found') throw error
+        return { ok: false, code: 'room_not_found', detail: 'Synapse does not know this room.' }
+      }
     }
   }
 }

@@ -59,7 +59,7 @@ export function createContexts ({ config, synapse, rooms, audit, metrics, adminU
   }
 
   /** What the action (and the pipeline's own steps) may use during one attempt. */
-  return function contextFor (attempt: Attempt, requestId: string, log: FastifyBaseLogger): ActionContext {
+  return function contextFor (attempt: Attempt, requestId: string, log: FastifyBaseLogger, query: unknown): ActionContext {
     const tracked = trackedSynapse(async (call) => await track(attempt, requestId, log, call))
     const users = new Map<string, Promise<LookedUpUser>>()
     const states = new Map<string, Promise<RoomSnapshot>>()
@@ -70,13 +70,18 @@ export function createContexts ({ config, synapse, rooms, audit, metrics, adminU
     }
     return {
       caller: attempt.actor as NonNullable<Attempt['actor']>,
+      query,
       config,
       synapse: tracked,
       rooms,
       adminUserId: async () => await adminUserId(tracked),
       facts: {
         user: async (userId) => await once(users, userId, async () => lookedUpUser(await tracked.lookupUser(userId))),
-        room: async (roomId) => await once(states, roomId, async () => await snapshot(tracked, roomId))
+        room: async (roomId, scope = {}) => await once(states, `${roomId} ${scope.powerUsers === true}`, async () => {
+          // Only the memberships the checks read are kept: a room of any size costs the same memory.
+          const users = [...(attempt.target?.userId === undefined ? [] : [attempt.target.userId]), await adminUserId(tracked)]
+          return await snapshot(tracked, roomId, { users, powerUsers: scope.powerUsers === true })
+        })
       }
     }
   }

@@ -33,7 +33,7 @@ export interface PipelineOptions extends FacadeOptions {
 }
 
 /** What the caller sent for one attempt, already validated by the action's schemas. */
-export interface ActionInput { params: unknown, body: unknown, dryRun: boolean }
+export interface ActionInput { params: unknown, body: unknown, query?: unknown, dryRun: boolean }
 
 /**
  * The ordered steps every action attempt goes through, for a route request and a batch item alike:
@@ -99,7 +99,7 @@ export function createPipeline (options: PipelineOptions) {
     }
     if (!audit.available) throw auditUnavailable()
 
-    const context = contextFor(attempt, requestId, log)
+    const context = contextFor(attempt, requestId, log, input.query)
     const room = target.room === undefined ? undefined : await rooms.resolve(target.room, context.synapse)
     if (room !== undefined) attempt.roomId = room.id
     const facts = room === undefined ? null : await roomFacts(policy, rooms, context.synapse, room)

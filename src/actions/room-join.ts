@@ -21,7 +21,7 @@ export const roomJoin = defineAction({
   // What Synapse's join servlet checks, in its order, read from the room's state.
   checks: [
     userExists({ refuseDeactivated: true }),
-    roomExists,
+    roomExists(),
     {
       name: 'room_not_blocked',
       by: 'synapse',

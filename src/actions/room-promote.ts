@@ -4,6 +4,9 @@ import { makeRoomAdminAnswer } from '../synapse/answers.js'
 import { defineAction } from './action.js'
 import { roomExists, userExists } from './checks.js'
 
+/** make_room_admin acts through the room's highest-power joined local member: the checks read those memberships too. */
+const POWER_USERS = { powerUsers: true }
+
 const PromoteResult = Type.Object({ room_id: Type.String(), user_id: Type.String(), power_level: Type.Literal(100) })
 
 /**
@@ -25,13 +28,13 @@ export const roomPromote = defineAction({
     'room_not_found', 'user_not_found', 'user_deactivated', 'payload_too_large', 'unsupported_media_type'],
   checks: [
     userExists({ refuseDeactivated: true }),
-    roomExists,
+    roomExists(POWER_USERS),
     {
       name: 'local_admin_in_room',
       by: 'synapse',
       fails: ['synapse_forbidden'],
       async check (context, { roomId, userId }) {
-        const state = await context.facts.room(roomId)
+        const state = await context.facts.room(roomId, POWER_USERS)
         const [sender] = state.joinedPowerUsers(context.config.synapse.serverName)
         if (sender === undefined || sender.level < state.levels.powerLevels) {
           return { ok: false, code: 'synapse_forbidden', detail: 'No joined local member of the room may change its power levels.' }
@@ -48,7 +51,7 @@ export const roomPromote = defineAction({
       by: 'synapse',
       fails: ['user_banned'],
       async check (context, { roomId, userId }) {
-        const state = await context.facts.room(roomId)
+        const state = await context.facts.room(roomId, POWER_USERS)
         // In a public room nobody is invited, so a ban does not stop Synapse.
         if (state.membership(userId) === 'ban' && state.joinRule !== 'public') return { ok: false, code: 'user_banned', detail: 'The user is banned from the room.' }
         return { ok: true, detail: `The user's membership: ${state.membership(userId) ?? 'none'}.` }

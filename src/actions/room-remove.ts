@@ -46,7 +46,7 @@ export const roomRemove = defineAction({
       }
     },
     userExists({ refuseDeactivated: false }),
-    roomExists,
+    roomExists(),
     {
       // Synapse checks the target before the sender: an absent or banned user is "done" whatever the admin's place.
       name: 'user_in_room',

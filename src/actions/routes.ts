@@ -84,7 +84,7 @@ function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition
           if (attempt.idempotency === undefined) return reply
         }
         const dryRun = (request.query as { dry_run?: string } | undefined)?.dry_run === 'true'
-        return await pipeline.perform(request.id, request.log, attempt, action, { params: request.params, body: request.body, dryRun })
+        return await pipeline.perform(request.id, request.log, attempt, action, { params: request.params, body: request.body, query: request.query, dryRun })
       }
     })
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Problem } from '../schemas.js'
 
@@ -60,10 +60,23 @@ export function completeDocument (document: OpenApiDocument): OpenApiDocument {
 }
 
 /**
+ * Where the served document says the API is: PUBLIC_URL when set, else the scheme and host
+ * the request came with (through trusted proxies only), else relative to the document.
+ */
+function serverFor (request: FastifyRequest, publicUrl: string | undefined): { url: string, description: string } {
+  if (publicUrl !== undefined) return { url: publicUrl, description: 'This gateway (PUBLIC_URL)' }
+  // Only a plain host[:port]: anything else in a Host header is not worth echoing into a document.
+  if (/^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(request.host)) {
+    return { url: `${request.protocol}://${request.host}`, description: 'This gateway, as the request reached it (set PUBLIC_URL to name it)' }
+  }
+  return { url: '/', description: 'This gateway' }
+}
+
+/**
  * OpenAPI 3.1 generated from the route schemas. It collects routes as they are declared, so
  * it is registered before them; `/openapi.json` and the `/docs` page need no token.
  */
-async function openapi (fastify: FastifyInstance, { docsEnabled }: { docsEnabled: boolean }): Promise<void> {
+async function openapi (fastify: FastifyInstance, { docsEnabled, publicUrl }: { docsEnabled: boolean, publicUrl?: string | undefined }): Promise<void> {
   fastify.addSchema(Problem)
   await fastify.register(swagger, {
     // Shared schemas appear under components.schemas by their $id.
@@ -82,8 +95,15 @@ async function openapi (fastify: FastifyInstance, { docsEnabled }: { docsEnabled
     }
   })
   if (!docsEnabled) return
-  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
-  await fastify.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: false } })
+  // The generated document (and openapi.yaml) keeps the demo's address; what is served names this gateway.
+  const served = (document: object, request: FastifyRequest) => ({ ...document, servers: [serverFor(request, publicUrl)] })
+  fastify.get('/openapi.json', { schema: { hide: true } }, async (request) => served(fastify.swagger(), request))
+  await fastify.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { docExpansion: 'list', deepLinking: false },
+    transformSpecificationClone: false,
+    transformSpecification: (document, request) => served(document, request)
+  })
 }
 
 export default fp(openapi, { name: 'openapi', fastify: '5.x' })

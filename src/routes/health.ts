@@ -58,6 +58,24 @@ const NOT_READY: Record<Exclude<CheckResult, 'ok'>, { code: ProblemCode, detail:
   unexpected_answer: { code: 'upstream_error', detail: 'Synapse answers, but not as its API should.' }
 }
 
+const CircuitStateSchema = Type.Union([Type.Literal('closed'), Type.Literal('open'), Type.Literal('half_open')])
+
+/**
+ * The breaker as /readyz shows it: the worst state, and each kind of call whose circuit is not
+ * closed. An open breaker does not make the replica unready: it refuses only its kind of call,
+ * and another replica would see the same Synapse.
+ */
+const BreakerSchema = Type.Object({
+  state: CircuitStateSchema,
+  calls: Type.Record(Type.String(), CircuitStateSchema, { description: 'Kinds of call (join, kick, room_state, …) whose circuit is open or half-open; closed ones are left out.' })
+}, { description: 'The Synapse circuit breaker, per kind of call.' })
+
+function breakerOf (synapse: SynapseClient) {
+  const calls: Record<string, 'open' | 'half_open'> = {}
+  for (const [call, state] of synapse.circuits) if (state !== 'closed') calls[call] = state
+  return { state: synapse.circuit, calls }
+}
+
 export interface HealthOptions {
   synapse: SynapseClient
   /** False while the audit destination cannot be written. */
@@ -86,7 +104,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (fas
       summary: 'Readiness: Synapse accepts the admin token, the audit log can be written, signing keys are loaded',
       security: [],
       response: {
-        200: Type.Object({ status: Type.Literal('ready') }, { description: 'Ready to serve actions.' }),
+        200: Type.Object({ status: Type.Literal('ready'), synapse_breaker: BreakerSchema }, { description: 'Ready to serve actions; `synapse_breaker` says which kinds of call are paused.' }),
         503: {
           description: 'Not ready; `code` says why: audit_unavailable, upstream_unavailable, upstream_auth_failed, upstream_error or keys_unavailable.',
           content: { 'application/problem+json': { schema: ProblemRef } }
@@ -106,6 +124,6 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (fas
     }
     onReadiness?.(notReady === undefined)
     if (notReady !== undefined) return sendProblem(reply, notReady)
-    return { status: 'ready' as const }
+    return { status: 'ready' as const, synapse_breaker: breakerOf(synapse) }
   })
 }

@@ -9,7 +9,7 @@ export interface SharedState {
   /** The ioredis client (for @fastify/rate-limit's `redis` option); undefined without REDIS_URL. */
   readonly redis: Redis | undefined
   readonly idempotency: IdempotencyStore
-  /** False while Redis is unreachable; always true without REDIS_URL. */
+  /** False while Redis is unreachable or does not answer; always true without REDIS_URL. */
   readonly available: boolean
   close: () => Promise<void>
 }
@@ -18,7 +18,11 @@ export interface SharedStateOptions {
   redisUrl: string | undefined
   idempotencyTtlS: number
   inFlightTtlS: number
+  /** IDEMPOTENCY_MAX_BYTES: per replica in memory, per Redis prefix with REDIS_URL (default 64 MiB). */
+  idempotencyMaxBytes?: number
   log: FastifyBaseLogger
+  /** How often a connected Redis is asked PING, to notice one that stopped answering (default 1000 ms). */
+  heartbeatMs?: number
 }
 
 /**
@@ -60,7 +64,7 @@ export function redactedUrl (url: string): string {
  * idempotency store; @fastify/rate-limit then counts in memory too).
  */
 export function createSharedState (options: SharedStateOptions): SharedState {
-  const times = { ttlS: options.idempotencyTtlS, inFlightTtlS: options.inFlightTtlS }
+  const times = { ttlS: options.idempotencyTtlS, inFlightTtlS: options.inFlightTtlS, maxBytes: options.idempotencyMaxBytes }
   if (options.redisUrl === undefined) {
     const idempotency = createMemoryIdempotencyStore(times)
     return {
@@ -77,11 +81,14 @@ export function createSharedState (options: SharedStateOptions): SharedState {
   const redis = new ioredis.Redis(clientUrl(options.redisUrl), REDIS_CLIENT_OPTIONS)
   const idempotency = createRedisIdempotencyStore(redis, times)
   let available = false
+  /** Connected, but a PING went unanswered for the client's command timeout. */
+  let hung = false
   let reported = false
   let closing = false
 
   redis.on('ready', () => {
     available = true
+    hung = false
     if (reported) options.log.warn({ redis: where }, 'Shared state available again: limits and idempotency records are shared')
     else options.log.info({ redis: where }, 'Shared state connected')
     reported = true
@@ -95,14 +102,37 @@ export function createSharedState (options: SharedStateOptions): SharedState {
     options.log.warn({ redis: where, cause }, 'Shared state unavailable: acting requests are refused until Redis is back')
   }
   redis.on('error', (error: Error) => { lost(error.message) })
-  redis.on('close', () => { lost('connection closed') })
+  redis.on('close', () => { hung = false; lost('connection closed') })
+
+  // A Redis that keeps the connection but stops answering (stopped, swapping, a slow script)
+  // closes nothing: each command just times out. A PING on a timer tells when that starts and ends.
+  const heartbeatMs = options.heartbeatMs ?? 1000
+  const patienceMs = REDIS_CLIENT_OPTIONS.commandTimeout
+  let heartbeat: NodeJS.Timeout | undefined
+  function beat (): void {
+    heartbeat = setTimeout(() => {
+      if (redis.status !== 'ready') { beat(); return }
+      redis.ping().then(() => {
+        if (!hung || closing) return
+        hung = false
+        options.log.info({ redis: where }, 'Redis answers again: acting requests run again')
+      }, (error: Error) => {
+        if (hung || closing || redis.status !== 'ready' || !/timed out/i.test(error.message)) return
+        hung = true
+        options.log.warn({ redis: where }, `Redis does not answer within ${patienceMs} ms: acting requests are refused with 503 state_unavailable (reads go on with per-replica limits)`)
+      }).finally(() => { if (!closing) beat() })
+    }, heartbeatMs)
+    heartbeat.unref()
+  }
+  beat()
 
   return {
     redis,
     idempotency,
-    get available () { return available },
+    get available () { return available && !hung },
     async close () {
       closing = true
+      clearTimeout(heartbeat)
       await idempotency.close()
       redis.disconnect()
     }

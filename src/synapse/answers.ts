@@ -1,6 +1,6 @@
 import { DETAILS, problem, type GatewayError, type Outcome } from '../errors.js'
 import { isRoomId } from '../matrix-ids.js'
-import type { SynapseCallError, SynapseResponse } from './client.js'
+import { MAX_RESPONSE_BYTES, type SynapseCallError, type SynapseResponse } from './client.js'
 
 /**
  * Synapse's answers, as recorded from a real homeserver (test/fixtures/synapse), turned into
@@ -28,6 +28,9 @@ function retryAfterSeconds (response: SynapseResponse): number {
 /** Answers that mean the same whichever endpoint gave them; undefined for the others. */
 function commonProblem (response: SynapseResponse, outcomeIfUnclear: Outcome): GatewayError | undefined {
   const { errcode, error } = matrixError(response.json)
+  if (response.tooBig === true) {
+    return problem('upstream_error', `Synapse answered HTTP ${response.status} with a body larger than the gateway reads for this call (${MAX_RESPONSE_BYTES / 1024} KiB).`, { outcome: outcomeIfUnclear })
+  }
   if (!isObject(response.json)) {
     return problem('upstream_error', `Synapse answered HTTP ${response.status} with a body that is not its API; check SYNAPSE_URL.`, { outcome: outcomeIfUnclear })
   }
@@ -62,6 +65,12 @@ export function checked (response: SynapseResponse, acting: boolean): { errcode:
   return matrixError(response.json)
 }
 
+/** What a call that got no answer leaves behind, said truthfully: only an acting call that was sent leaves doubt. */
+function aftermath (mayHaveActed: boolean, sent: boolean): string {
+  if (!mayHaveActed) return 'Synapse failed to answer the read; nothing was changed; retry later.'
+  return sent ? 'The action may or may not have happened.' : 'The request never reached Synapse; nothing was changed; retry later.'
+}
+
 /** A call that got no answer: nothing was sent, it timed out, or the connection broke. */
 export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, retryAfterS: number): GatewayError {
   const outcome = mayHaveActed && failure.sent ? 'unknown' : 'failed'
@@ -69,13 +78,13 @@ export function callFailure (failure: SynapseCallError, mayHaveActed: boolean, r
     case 'saturated':
       return problem('upstream_unavailable', 'Too many requests to Synapse are waiting; retry in a moment.', { retryAfterS: 1 })
     case 'circuit_open':
-      return problem('upstream_unavailable', 'Synapse keeps failing, so requests to it are paused; retry shortly.', { retryAfterS })
+      return problem('upstream_unavailable', 'Synapse keeps failing this kind of call, so such calls are paused; retry shortly.', { retryAfterS: failure.retryAfterS ?? retryAfterS })
     case 'unavailable':
       return problem('upstream_unavailable', 'Synapse cannot be reached; retry shortly or ask the operator to check it.', { retryAfterS: 5 })
     case 'timeout':
-      return problem('upstream_timeout', DETAILS.upstream_timeout, { outcome })
+      return problem('upstream_timeout', outcome === 'unknown' ? DETAILS.upstream_timeout : `Synapse did not answer in time. ${aftermath(mayHaveActed, failure.sent)}`, { outcome })
     case 'broken':
-      return problem('upstream_error', 'The connection to Synapse broke or its answer was unreadable. The action may or may not have happened.', { outcome })
+      return problem('upstream_error', `The connection to Synapse broke or its answer was unreadable. ${aftermath(mayHaveActed, failure.sent)}`, { outcome })
   }
 }
 
@@ -119,6 +128,11 @@ export function lookedUpUser (response: SynapseResponse): LookedUpUser {
   throw unexpected(response)
 }
 
+/** Synapse's 400 for a room ID it cannot parse: a room version 12 ID (no server part) on a Synapse that predates it (c4, m5c). */
+const isIllegalRoom = (error: string | undefined) => error?.endsWith('was not legal room ID or room alias') === true
+const illegalRoom = (errcode: string | undefined, error: string | undefined) =>
+  problem('invalid_room', `Synapse does not accept this room ID or alias.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
+
 /** POST /_synapse/admin/v1/join/<room>: joined (maybe already), or why not. */
 export function joinAnswer (response: SynapseResponse, userId: string): void {
   const { errcode, error } = checked(response, true)
@@ -149,9 +163,7 @@ export function joinAnswer (response: SynapseResponse, userId: string): void {
     throw problem('room_not_found', `Synapse does not know this room: check the room ID or alias.${quote(error)}`, { matrixErrcode: errcode })
   }
   if (response.status === 400) {
-    if (error?.endsWith('was not legal room ID or room alias') === true) {
-      throw problem('invalid_room', `Synapse does not accept this room ID or alias.${quote(error)}`, { matrixErrcode: errcode, outcome: 'failed' })
-    }
+    if (isIllegalRoom(error)) throw illegalRoom(errcode, error)
     if (error?.includes('local users') === true) {
       throw problem('user_not_local', 'Only users of this homeserver can be joined.', { matrixErrcode: errcode, outcome: 'failed' })
     }
@@ -186,6 +198,10 @@ export type KickAnswer = 'removed' | 'not_in_room' | 'banned'
 export function kickAnswer (response: SynapseResponse): KickAnswer {
   const { errcode, error } = checked(response, true)
   if (response.status === 200) return 'removed'
+  // Synapse 1.163 (not 1.67, which answers 403 "not in the room") for an unknown room.
+  if (response.status === 404 && error === 'Not a known room') {
+    throw problem('room_not_found', `Synapse does not know this room: check the room ID or alias.${quote(error)}`, { matrixErrcode: errcode })
+  }
   if (response.status === 403) {
     // Also said for unknown rooms: the caller tells those apart with the room details.
     if (error === 'The target user is not in the room') return 'not_in_room'
@@ -221,13 +237,13 @@ export function roomState (response: SynapseResponse): StateEvent[] | undefined 
     isObject(event) && typeof event.type === 'string' && typeof event.state_key === 'string' && isObject(event.content))
 }
 
-/** GET /_synapse/admin/v1/rooms/<id>/members. */
-export function roomMembers (response: SynapseResponse): string[] {
+/** GET /_synapse/admin/v1/rooms/<id>/members, read with membersSelection: one page and the count of all. */
+export function roomMembers (response: SynapseResponse): { members: string[], total: number } {
   const { errcode, error } = checked(response, false)
   if (response.status === 404) throw problem('room_not_found', `Synapse does not know this room.${quote(error)}`, { matrixErrcode: errcode })
-  const members = (response.json as { members?: unknown }).members
-  if (response.status !== 200 || !Array.isArray(members)) throw unexpected(response)
-  return members.filter((member): member is string => typeof member === 'string')
+  const { members, total } = response.json as { members?: unknown, total?: unknown }
+  if (response.status !== 200 || !Array.isArray(members) || typeof total !== 'number') throw unexpected(response)
+  return { members: members.filter((member): member is string => typeof member === 'string'), total }
 }
 
 /** GET /_synapse/admin/v1/users/<id>/joined_rooms (200 with an empty list for unknown users: look them up first). */
@@ -259,6 +275,7 @@ export function makeRoomAdminAnswer (response: SynapseResponse): void {
   if ((response.status === 400 && error === 'Server not in room') || response.status === 404) {
     throw problem('room_not_found', `Synapse does not know this room.${quote(error)}`, { matrixErrcode: errcode })
   }
+  if (response.status === 400 && isIllegalRoom(error)) throw illegalRoom(errcode, error)
   if (response.status === 400 && error?.startsWith('No local admin user in room') === true) {
     throw problem('synapse_forbidden', `No local member of this room has the power to change its power levels, so Synapse cannot promote anyone.${quote(error)}`, { matrixErrcode: errcode })
   }

@@ -1,4 +1,5 @@
 import { changingCall, readCall, type SynapseCall, type SynapseResponse } from './client.js'
+import type { SelectionFactory } from './streamed.js'
 
 const enc = encodeURIComponent
 
@@ -12,8 +13,15 @@ export const SYNAPSE_CALLS = {
   resolveAlias: (alias: string) => readCall('directory', `/_matrix/client/v3/directory/room/${enc(alias)}`),
   whoami: () => readCall('whoami', '/_matrix/client/v3/account/whoami'),
   roomDetails: (roomId: string) => readCall('room_details', `/_synapse/admin/v1/rooms/${enc(roomId)}`),
-  roomState: (roomId: string) => readCall('room_state', `/_synapse/admin/v1/rooms/${enc(roomId)}/state`),
-  roomMembers: (roomId: string) => readCall('room_members', `/_synapse/admin/v1/rooms/${enc(roomId)}/members`),
+  /**
+   * Streamed: only the state events `select` keeps are held (stateSelection). `type` asks Synapse
+   * for that event type only: versions from early 2025 on filter (`?type=`), 1.67 ignores it and
+   * answers the whole state, which the selection then filters.
+   */
+  roomState: (roomId: string, select: SelectionFactory, type?: string) =>
+    readCall('room_state', `/_synapse/admin/v1/rooms/${enc(roomId)}/state${type === undefined ? '' : `?type=${enc(type)}`}`, select),
+  /** Streamed: only the page `select` keeps is held (membersSelection). */
+  roomMembers: (roomId: string, select: SelectionFactory) => readCall('room_members', `/_synapse/admin/v1/rooms/${enc(roomId)}/members`, select),
   blockStatus: (roomId: string) => readCall('block_status', `/_synapse/admin/v1/rooms/${enc(roomId)}/block`),
   joinedRooms: (userId: string) => readCall('joined_rooms', `/_synapse/admin/v1/users/${enc(userId)}/joined_rooms`),
   /** By room ID; `servers` are the directory's hints for a remote room. */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, type Dispatcher } from 'undici'
-import { SynapseGuard, type GuardOptions, type GuardRefusal } from './guard.js'
+import { SynapseGuard, type CircuitState, type GuardOptions, type GuardRefusal } from './guard.js'
+import { selectedJson, type SelectionFactory } from './streamed.js'
 
 export interface SynapseResponse {
   status: number
@@ -9,6 +10,8 @@ export interface SynapseResponse {
   /** Seconds from a Retry-After header, when Synapse sent one. */
   retryAfterS: number | undefined
   durationMs: number
+  /** The body was larger than the gateway reads whole (MAX_RESPONSE_BYTES): not read, `json` undefined. */
+  tooBig?: true
 }
 
 /**
@@ -17,6 +20,8 @@ export interface SynapseResponse {
  */
 export type SynapseFailureKind = 'unavailable' | 'timeout' | 'broken' | GuardRefusal
 export class SynapseCallError extends Error {
+  /** For `circuit_open`: seconds until this kind of call gets a trial. */
+  retryAfterS: number | undefined
   constructor (readonly kind: SynapseFailureKind, readonly sent: boolean, readonly durationMs: number, cause: unknown) {
     // Refusals (saturated, circuit open) are frequent under load: no stack trace for them.
     const limit = Error.stackTraceLimit
@@ -27,7 +32,11 @@ export class SynapseCallError extends Error {
   }
 }
 
-const MAX_RESPONSE_BYTES = 256 * 1024
+/**
+ * Answers read whole are cut here (never counted against Synapse's health); big answers (a room's
+ * state, its members) are read streamed instead and keep only what is needed (streamed.ts).
+ */
+export const MAX_RESPONSE_BYTES = 256 * 1024
 const DEADLINE_EXCEEDED = 'GATEWAY_DEADLINE_EXCEEDED'
 const RETRY_DELAY_MS = 50
 
@@ -37,16 +46,39 @@ const RETRY_DELAY_MS = 50
  * outlast SYNAPSE_TIMEOUT_MS. Checked as chunks arrive: no timer per call (AbortSignal.timeout
  * kept one per call alive for the whole timeout and cost a third of the throughput under load).
  */
-async function readWithinDeadline (body: Dispatcher.ResponseData['body'], deadline: number): Promise<string> {
-  const chunks: Buffer[] = []
+async function readWithinDeadline (body: Dispatcher.ResponseData['body'], deadline: number, take: (chunk: Buffer) => boolean): Promise<void> {
   for await (const chunk of body) {
     if (performance.now() > deadline) {
       body.destroy()
       throw Object.assign(new Error('Synapse call exceeded its deadline'), { code: DEADLINE_EXCEEDED })
     }
-    chunks.push(chunk as Buffer)
+    if (!take(chunk as Buffer)) {
+      body.destroy()
+      return
+    }
   }
-  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** The body as JSON: streamed through `select` for a 200 that has one, else read whole up to MAX_RESPONSE_BYTES. */
+async function readJson (response: Dispatcher.ResponseData, deadline: number, select: SelectionFactory | undefined): Promise<{ json: unknown, tooBig: boolean }> {
+  if (select !== undefined && response.statusCode === 200) {
+    const parser = selectedJson(select())
+    await readWithinDeadline(response.body, deadline, (chunk) => { parser.write(chunk); return true })
+    return { json: parser.end(), tooBig: false }
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  await readWithinDeadline(response.body, deadline, (chunk) => {
+    size += chunk.length
+    chunks.push(chunk)
+    return size <= MAX_RESPONSE_BYTES
+  })
+  if (size > MAX_RESPONSE_BYTES) return { json: undefined, tooBig: true }
+  try {
+    return { json: JSON.parse(Buffer.concat(chunks).toString('utf8')), tooBig: false }
+  } catch {
+    return { json: undefined, tooBig: false }
+  }
 }
 
 const NOT_SENT_CODES = new Set([
@@ -79,7 +111,7 @@ export interface SynapseClientOptions {
   /** Requests in flight at most (also the pool size); the excess waits up to `queueTimeoutMs`. */
   maxConcurrency: number
   queueTimeoutMs?: number
-  breaker?: Pick<GuardOptions, 'failureThreshold' | 'openMs'>
+  breaker?: Pick<GuardOptions, 'failureThreshold' | 'openMs' | 'now'>
   /** Told once per change whether Synapse can be reached. */
   onReachabilityChange?: (reachable: boolean) => void
 }
@@ -87,9 +119,10 @@ export interface SynapseClientOptions {
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE'
 
 /**
- * One Synapse call, declared: its name (as metrics and audit records label it) and whether it can
- * change anything. Changing calls only leave through the tracked façade after their intent record
- * (src/actions/facade.ts); `timeoutMs` replaces SYNAPSE_TIMEOUT_MS for a call known to be slow.
+ * One Synapse call, declared: its name (as metrics, the breaker and audit records know it) and
+ * whether it can change anything. Changing calls only leave through the tracked façade after
+ * their intent record (src/actions/facade.ts); `timeoutMs` replaces SYNAPSE_TIMEOUT_MS for a call
+ * known to be slow; `select` streams a big answer, keeping only what it selects.
  */
 export interface SynapseCall {
   readonly name: string
@@ -98,10 +131,12 @@ export interface SynapseCall {
   readonly path: string
   readonly body?: unknown
   readonly timeoutMs?: number
+  readonly select?: SelectionFactory
 }
 
 /** A call that cannot change anything. */
-export const readCall = (name: string, path: string): SynapseCall => ({ name, changes: false, method: 'GET', path })
+export const readCall = (name: string, path: string, select?: SelectionFactory): SynapseCall =>
+  ({ name, changes: false, method: 'GET', path, ...(select === undefined ? {} : { select }) })
 
 /** A call that may change Synapse: the façade writes the intent record before it is sent. */
 export const changingCall = (name: string, method: Exclude<HttpMethod, 'GET'>, path: string, body?: unknown, options: { timeoutMs?: number } = {}): SynapseCall =>
@@ -109,12 +144,22 @@ export const changingCall = (name: string, method: Exclude<HttpMethod, 'GET'>, p
 
 export type CallName = SynapseCall['name']
 
-/** 5xx answers that speak for one room or remote server (federation), not for Synapse's health. */
+/**
+ * Whether an answer says Synapse itself is unwell (the breaker counts it): a 5xx without a Matrix
+ * errcode (a proxy's error page, an empty 503) or Synapse's answer to an unhandled exception
+ * (500 M_UNKNOWN "Internal server error", whose errcode names no cause). A 5xx with any other
+ * errcode speaks for one room or remote server (federation); answers too big or not JSON below
+ * 500 say nothing about Synapse's health.
+ */
 function showsSynapseUnhealthy (response: SynapseResponse): boolean {
   if (response.status < 500) return false
-  const errcode = (response.json as { errcode?: unknown } | undefined)?.errcode
-  return !(response.status === 502 && typeof errcode === 'string')
+  const { errcode, error } = (typeof response.json === 'object' && response.json !== null ? response.json : {}) as { errcode?: unknown, error?: unknown }
+  if (typeof errcode !== 'string') return true
+  return response.status === 500 && errcode === 'M_UNKNOWN' && error === 'Internal server error'
 }
+
+/** Failures that count against Synapse's health: it cannot be reached, is too slow, or broke the connection. */
+const UNHEALTHY_FAILURES = new Set<SynapseFailureKind>(['unavailable', 'timeout', 'broken'])
 
 export function createSynapseClient (options: SynapseClientOptions) {
   const base = new URL(options.url)
@@ -124,8 +169,7 @@ export function createSynapseClient (options: SynapseClientOptions) {
     connections: options.maxConcurrency + 1, // one more for readiness probes, which bypass the guard
     pipelining: 1,
     connect: { timeout: Math.min(options.timeoutMs, 5000) },
-    keepAliveTimeout: 10_000,
-    maxResponseSize: MAX_RESPONSE_BYTES
+    keepAliveTimeout: 10_000
   })
   const authorization = `Bearer ${options.adminToken}`
   const guard = new SynapseGuard({ maxInFlight: options.maxConcurrency, queueTimeoutMs: options.queueTimeoutMs, ...options.breaker })
@@ -137,28 +181,35 @@ export function createSynapseClient (options: SynapseClientOptions) {
   }
 
   /** Guarded by the cap and the breaker; a connection that failed before sending is retried once. */
-  async function perform ({ method, path, body }: SynapseCall, deadline: number | undefined): Promise<SynapseResponse> {
-    let slot = guard.enter()
+  async function perform ({ name, method, path, body, select }: SynapseCall, deadline: number | undefined): Promise<SynapseResponse> {
+    let slot = guard.enter(name)
     if (slot instanceof Promise) slot = await slot
-    if (typeof slot === 'string') throw new SynapseCallError(slot, false, 0, undefined)
+    if (typeof slot === 'string') {
+      const refusal = new SynapseCallError(slot, false, 0, undefined)
+      if (slot === 'circuit_open') refusal.retryAfterS = guard.retryAfterS(name)
+      throw refusal
+    }
     let unhealthy = true
     try {
       let response: SynapseResponse
       try {
-        response = await send(method, path, body, deadline)
+        response = await send(method, path, body, deadline, select)
       } catch (error) {
         if (!(error instanceof SynapseCallError) || error.sent) throw error
         await sleep(RETRY_DELAY_MS)
-        response = await send(method, path, body, deadline)
+        response = await send(method, path, body, deadline, select)
       }
       unhealthy = showsSynapseUnhealthy(response)
       return response
+    } catch (error) {
+      unhealthy = !(error instanceof SynapseCallError) || UNHEALTHY_FAILURES.has(error.kind)
+      throw error
     } finally {
       guard.leave(slot, unhealthy)
     }
   }
 
-  async function send (method: HttpMethod, path: string, body: unknown, deadline = performance.now() + options.timeoutMs): Promise<SynapseResponse> {
+  async function send (method: HttpMethod, path: string, body: unknown, deadline = performance.now() + options.timeoutMs, select?: SelectionFactory): Promise<SynapseResponse> {
     const started = performance.now()
     const elapsed = () => Math.round((performance.now() - started) * 10) / 10
     const remaining = Math.floor(deadline - started)
@@ -178,15 +229,11 @@ export function createSynapseClient (options: SynapseClientOptions) {
         headersTimeout: remaining,
         bodyTimeout: remaining
       })
-      const text = await readWithinDeadline(response.body, deadline)
+      const { json, tooBig } = await readJson(response, deadline, select)
       noteReachable(true)
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {
-        json = undefined
-      }
-      return { status: response.statusCode, json, retryAfterS: parseRetryAfter(response.headers['retry-after']), durationMs: elapsed() }
+      const answer: SynapseResponse = { status: response.statusCode, json, retryAfterS: parseRetryAfter(response.headers['retry-after']), durationMs: elapsed() }
+      if (tooBig) answer.tooBig = true
+      return answer
     } catch (error) {
       const failure = classify(error, elapsed())
       if (failure.kind === 'unavailable') noteReachable(false)
@@ -199,10 +246,13 @@ export function createSynapseClient (options: SynapseClientOptions) {
     perform,
     /** Readiness probes bypass the cap and the breaker: they report Synapse, not our own load. */
     probe: async (path: string, timeoutMs: number) => await send('GET', path, undefined, performance.now() + timeoutMs),
-    get retryAfterS () { return guard.retryAfterS },
+    get retryAfterS () { return guard.retryAfterS() },
     get inFlight () { return guard.active },
     get queued () { return guard.queued },
+    /** The worst circuit of all kinds of call. */
     get circuit () { return guard.circuit },
+    /** Each kind of call seen so far, with its circuit. */
+    get circuits (): Array<[CallName, CircuitState]> { return guard.states as Array<[CallName, CircuitState]> },
     async close () {
       if (ownsDispatcher) await dispatcher.close()
     }

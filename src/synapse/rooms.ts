@@ -1,6 +1,7 @@
 import { problem } from '../errors.js'
 import { resolvedAlias, roomState, type StateEvent } from './answers.js'
 import type { TrackedSynapse } from './calls.js'
+import { stateSelection } from './streamed.js'
 
 export interface ResolvedRoom {
   id: string
@@ -63,13 +64,13 @@ export function createRoomDirectory (options: RoomDirectoryOptions = {}) {
 
   /**
    * The aliases the room publishes (m.room.canonical_alias: `alias` and `alt_aliases`, which only
-   * the room's own admins can set), from one read of its state; none for a room unknown to Synapse.
+   * the room's own admins can set), from one streamed read of its state that keeps that one event;
+   * none for a room unknown to Synapse.
    */
   async function publishedAliases (roomId: string, synapse: TrackedSynapse): Promise<PublishedAliases> {
     const known = published.get(roomId)
     if (known !== undefined) return known
-    const event = (roomState(await synapse.roomState(roomId)) ?? [])
-      .find((candidate) => candidate.type === 'm.room.canonical_alias' && candidate.state_key === '')
+    const [event] = roomState(await synapse.roomState(roomId, CANONICAL_ALIAS, 'm.room.canonical_alias')) ?? []
     const content = event?.content ?? {}
     const facts = {
       canonical: typeof content.alias === 'string' ? content.alias : null,
@@ -86,7 +87,7 @@ export function createRoomDirectory (options: RoomDirectoryOptions = {}) {
     let found = new Set<string>()
     try {
       const spaceId = (await resolve(space, synapse)).id
-      found = childrenIn(roomState(await synapse.roomState(spaceId)))
+      found = childrenIn(roomState(await synapse.roomState(spaceId, SPACE_CHILDREN, 'm.space.child')))
     } catch (error) {
       // An unknown space has no children; any other failure is the request's.
       if (!(error instanceof Error && 'problem' in error && error.problem === 'room_not_found')) throw error
@@ -97,6 +98,10 @@ export function createRoomDirectory (options: RoomDirectoryOptions = {}) {
 
   return { resolve, publishedAliases, spaceChildren }
 }
+
+const CANONICAL_ALIAS = stateSelection((event) => event.type === 'm.room.canonical_alias' && event.state_key === '')
+// A space's children are the decision itself: each is kept (a room ID and its `via`), nothing else.
+const SPACE_CHILDREN = stateSelection((event) => event.type === 'm.space.child')
 
 function childrenIn (state: StateEvent[] | undefined): Set<string> {
   const found = new Set<string>()
@@ -120,20 +125,39 @@ export interface RoomSnapshot {
 
 const numberOr = (value: unknown, fallback: number) => typeof value === 'number' && Number.isFinite(value) ? value : fallback
 
+/**
+ * Room version 12 (current Synapse's default; MSC4289, not in 1.67) gives the room's creators unlimited
+ * power; they are never listed in the power levels' `users`.
+ */
+function creatorsOf (create: StateEvent | undefined): string[] {
+  if (create === undefined) return []
+  const version = String(create.content.room_version ?? '1')
+  const privileged = version === 'org.matrix.hydra.11' || (/^\d+$/.test(version) && Number(version) >= 12)
+  if (!privileged) return []
+  const additional = Array.isArray(create.content.additional_creators) ? create.content.additional_creators.filter((id): id is string => typeof id === 'string') : []
+  const sender = (create as { sender?: unknown }).sender
+  return [...(typeof sender === 'string' ? [sender] : []), ...additional]
+}
+
 export function snapshotOf (state: StateEvent[]): RoomSnapshot {
   const members = new Map<string, string>()
   let powerLevels: Record<string, unknown> = {}
   let joinRule = 'invite'
+  let create: StateEvent | undefined
   for (const event of state) {
     if (event.type === 'm.room.member' && typeof event.content.membership === 'string') members.set(event.state_key, event.content.membership)
+    else if (event.type === 'm.room.create' && event.state_key === '') create = event
     else if (event.type === 'm.room.power_levels' && event.state_key === '') powerLevels = event.content
     else if (event.type === 'm.room.join_rules' && typeof event.content.join_rule === 'string') joinRule = event.content.join_rule
   }
-  const users = (typeof powerLevels.users === 'object' && powerLevels.users !== null ? powerLevels.users : {}) as Record<string, unknown>
+  const users = powerUsersOf(powerLevels)
   const events = (typeof powerLevels.events === 'object' && powerLevels.events !== null ? powerLevels.events : {}) as Record<string, unknown>
   const usersDefault = numberOr(powerLevels.users_default, 0)
   const stateDefault = numberOr(powerLevels.state_default, 50)
-  const powerLevel = (userId: string) => Object.hasOwn(users, userId) ? numberOr(users[userId], usersDefault) : usersDefault
+  const creators = creatorsOf(create)
+  const powerLevel = (userId: string) => creators.includes(userId)
+    ? Number.POSITIVE_INFINITY
+    : Object.hasOwn(users, userId) ? numberOr(users[userId], usersDefault) : usersDefault
   return {
     joinRule,
     membership: (userId) => members.get(userId),
@@ -143,16 +167,54 @@ export function snapshotOf (state: StateEvent[]): RoomSnapshot {
       kick: numberOr(powerLevels.kick, 50),
       powerLevels: numberOr(events['m.room.power_levels'], stateDefault)
     },
-    joinedPowerUsers: (serverName) => Object.keys(users)
+    joinedPowerUsers: (serverName) => [...new Set([...creators, ...Object.keys(users)])]
       .filter((userId) => userId.endsWith(`:${serverName}`) && members.get(userId) === 'join')
       .map((userId) => ({ userId, level: powerLevel(userId) }))
       .sort((a, b) => b.level - a.level)
   }
 }
 
-/** The room's current state, or room_not_found. */
-export async function snapshot (synapse: TrackedSynapse, roomId: string): Promise<RoomSnapshot> {
-  const state = roomState(await synapse.roomState(roomId))
+export interface SnapshotScope {
+  /** Whose membership the decision reads; only these member events are kept. */
+  users: string[]
+  /** Also the memberships of the users listed in the power levels (for joinedPowerUsers). */
+  powerUsers?: boolean
+}
+
+const ROOM_RULES = new Set(['m.room.power_levels', 'm.room.join_rules'])
+
+/**
+ * The room's current state as far as a decision needs it, or room_not_found. The state is read
+ * streamed and only the power levels, the join rule and the member events of `scope` are kept, so a
+ * room of any size costs the same memory. The users named in the power levels are known only once
+ * that event has gone by: when member events came before it, a second streamed read keeps theirs.
+ */
+export async function snapshot (synapse: TrackedSynapse, roomId: string, scope: SnapshotScope): Promise<RoomSnapshot> {
+  const wanted = new Set(scope.users)
+  let membersBeforePowerLevels = false
+  let powerLevelsSeen = false
+  const first = stateSelection((event) => {
+    if (ROOM_RULES.has(event.type) && event.state_key === '') {
+      if (event.type === 'm.room.power_levels' && scope.powerUsers === true) {
+        powerLevelsSeen = true
+        for (const userId of Object.keys(powerUsersOf(event.content))) wanted.add(userId)
+      }
+      return true
+    }
+    if (event.type !== 'm.room.member') return false
+    if (!powerLevelsSeen) membersBeforePowerLevels = true
+    return wanted.has(event.state_key)
+  })
+  const state = roomState(await synapse.roomState(roomId, first))
   if (state === undefined) throw problem('room_not_found', 'Synapse does not know this room: check the room ID or alias.')
+  if (scope.powerUsers === true && powerLevelsSeen && membersBeforePowerLevels) {
+    const known = new Set(state.filter((event) => event.type === 'm.room.member').map((event) => event.state_key))
+    const again = stateSelection((event) => event.type === 'm.room.member' && wanted.has(event.state_key) && !known.has(event.state_key))
+    state.push(...(roomState(await synapse.roomState(roomId, again)) ?? []))
+  }
   return snapshotOf(state)
+}
+
+function powerUsersOf (content: Record<string, unknown>): Record<string, unknown> {
+  return typeof content.users === 'object' && content.users !== null ? content.users as Record<string, unknown> : {}
 }

@@ -13,8 +13,8 @@ export interface SynapseTarget {
 
 const VARIABLES = ['SYNAPSE_TEST_URL', 'SYNAPSE_TEST_SHARED_SECRET', 'SYNAPSE_TEST_SERVER_NAME'] as const
 
-export const HOW_TO_START = 'start one with `../shared/synapse/real/start.sh /tmp/synapse-it 18008` and export base_url, ' +
-  'registration_shared_secret and server_name from /tmp/synapse-it/RUNNING.json (docs/testing.md: "Testing against a real Synapse")'
+export const HOW_TO_START = 'start one with `scripts/synapse/start.sh /tmp/synapse-it 18008` (newest) or `../shared/synapse/real/start.sh /tmp/synapse-it 18008` (1.67) ' +
+  'and export base_url, registration_shared_secret and server_name from /tmp/synapse-it/RUNNING.json (docs/synapse-versions.md)'
 
 export class TargetError extends Error {}
 
@@ -38,8 +38,27 @@ async function getJson (url: string): Promise<{ status: number, json: any }> {
   return { status: response.statusCode, json }
 }
 
-/** Reachable, really a Synapse, the server name it signs with, shared-secret registration on. */
-export async function checkTarget (target: SynapseTarget): Promise<void> {
+/** Synapse's version as `GET /_synapse/admin/v1/server_version` says it, e.g. "1.163.2". */
+export async function synapseVersion (target: SynapseTarget): Promise<string> {
+  const answer = await getJson(`${target.url}/_synapse/admin/v1/server_version`)
+  if (answer.status !== 200 || typeof answer.json?.server_version !== 'string') {
+    throw new TargetError(`the Synapse at ${target.url} answered GET /_synapse/admin/v1/server_version with HTTP ${answer.status}`)
+  }
+  return answer.json.server_version
+}
+
+/** True when `version` (e.g. "1.163.2", "1.67.0") is at least `minimum` (e.g. "1.100"). */
+export function atLeast (version: string, minimum: string): boolean {
+  const parts = (text: string) => text.split(/[.+-]/).slice(0, 3).map((part) => Number.parseInt(part, 10) || 0)
+  const [have, want] = [parts(version), parts(minimum)]
+  for (let i = 0; i < 3; i++) {
+    if ((have[i] ?? 0) !== (want[i] ?? 0)) return (have[i] ?? 0) > (want[i] ?? 0)
+  }
+  return true
+}
+
+/** Reachable, really a Synapse, the server name it signs with, shared-secret registration on. Answers its version. */
+export async function checkTarget (target: SynapseTarget): Promise<string> {
   let versions
   try {
     versions = await getJson(`${target.url}/_matrix/client/versions`)
@@ -57,4 +76,5 @@ export async function checkTarget (target: SynapseTarget): Promise<void> {
   if (nonce.status !== 200 || typeof nonce.json?.nonce !== 'string') {
     throw new TargetError(`the Synapse at ${target.url} has shared-secret registration off (GET /_synapse/admin/v1/register: HTTP ${nonce.status}); set registration_shared_secret in its homeserver.yaml`)
   }
+  return await synapseVersion(target)
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { request } from 'undici'
-import type { Endpoint, SimulatedHomeserver } from '../../dev/homeserver/server.js'
+import type { Endpoint, HomeserverOptions, SimulatedHomeserver } from '../../dev/homeserver/server.js'
 import { startHarness, type Harness } from './harness.js'
 
 interface Tap { after: (fn: () => unknown) => void }
@@ -47,9 +47,9 @@ export interface ActionHarness extends Harness {
 }
 
 /** The gateway with the actions fixture and (unless `policy: false`) the allow-all policy. */
-export async function startActionHarness (t: Tap, options: { env?: Record<string, string>, policy?: boolean } = {}): Promise<ActionHarness> {
+export async function startActionHarness (t: Tap, options: { env?: Record<string, string>, policy?: boolean, homeserver?: HomeserverOptions } = {}): Promise<ActionHarness> {
   const env: Record<string, string> = { ...(options.policy === false ? {} : { POLICY_FILE: allowAllPolicy(t) }), ...options.env }
-  const h = await startHarness(t, { env, homeserver: { fixture: 'actions' } })
+  const h = await startHarness(t, { env, homeserver: { fixture: 'actions', ...options.homeserver } })
   return {
     ...h,
     async call (method, path, callOptions = {}) {

@@ -32,6 +32,18 @@ export async function exited (child: ChildProcess): Promise<{ code: number | nul
   return await new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
 }
 
+/** Runs a TypeScript command of this repository (e.g. src/bootstrap-admin.ts) to its end, with only the given env. */
+export async function runScript (script: string, args: string[], env: Record<string, string> = {}): Promise<Collected & { code: number | null }> {
+  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx "$@"', process.execPath, script, ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const out = collect(child)
+  const { code } = await exited(child)
+  return { ...out, code }
+}
+
 export async function runServer (env: Record<string, string | undefined>): Promise<Collected & { code: number | null }> {
   const child = spawnServer(env)
   const out = collect(child)
