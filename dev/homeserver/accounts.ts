@@ -354,6 +354,4 @@ export class Accounts {
     this.state.puppetTokens.delete(token)
     this.tokenDevices.delete(token)
   }
-
 }
-

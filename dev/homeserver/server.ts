@@ -12,8 +12,9 @@ import { joinedMembers, roomDetails, roomSummary, stateEvents } from './views.js
  * A small real HTTP server that answers like Synapse did in the recordings (1.163.2 by default, or 1.67.0: versions.ts)
  * (test/fixtures/synapse/join-contract.json and actions-contract.json): the admin join API,
  * kick, login-as, leave and logout, the admin user, device, whois, room and room-list reads,
- * make_room_admin, whoami, the alias directory and server_version; plus faults that can be
- * switched on. Shared-secret registration and password login follow Synapse's documentation.
+ * make_room_admin, whoami, the alias directory and server_version; the account endpoints
+ * (accounts.ts: lock, suspend, devices, password reset, deactivation, login, send and read);
+ * plus faults that can be switched on, per endpoint. Shared-secret registration and password login follow Synapse's documentation.
  */
 export type Endpoint =
   | 'join' | 'user_lookup' | 'whoami' | 'directory' | 'server_version'
@@ -66,7 +67,13 @@ type Handler = (incoming: Incoming, segment: string) => Answer
 
 type Method = 'GET' | 'POST' | 'PUT'
 
-interface Route { endpoint: Endpoint, pattern: RegExp, handlers: Partial<Record<Method, Handler>> }
+interface Route {
+  endpoint: Endpoint
+  /** Where one path serves two endpoints (GET lookup, PUT update), for `calls` and faults. */
+  endpointByMethod?: Partial<Record<Method, Endpoint>>
+  pattern: RegExp
+  handlers: Partial<Record<Method, Handler>>
+}
 
 /** A client-server API path under the current (v3) or the legacy (r0) prefix (k25). */
 const CLIENT = (rest: RegExp) => new RegExp(`^/_matrix/client/(?:v3|r0)/${rest.source}$`)
@@ -143,7 +150,7 @@ export class SimulatedHomeserver {
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8')
       const url = request.url ?? '/'
-      const endpoint = this.endpointOf(url)
+      const endpoint = this.endpointOf(url, request.method)
       if (this.recordCalls) this.calls.push({ endpoint, method: request.method ?? 'GET', url, authorization: request.headers.authorization, body })
       const fault = this.fault !== undefined && (this.fault.on === undefined || this.fault.on === endpoint) ? this.fault : undefined
       if (fault !== undefined && this.applyFault(fault, request, response, () => this.answer(request, url, body, response))) return
@@ -271,6 +278,7 @@ export class SimulatedHomeserver {
     return [
       {
         endpoint: 'user_lookup',
+        endpointByMethod: { PUT: 'user_update' },
         pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)$/,
         handlers: {
           GET: (req, userId) => this.admin(req, () => this.accounts.lookup(userId)),
@@ -299,8 +307,9 @@ export class SimulatedHomeserver {
     return undefined
   }
 
-  private endpointOf (url: string): Endpoint {
-    return this.match(url.split('?', 1)[0] as string)?.route.endpoint ?? 'other'
+  private endpointOf (url: string, method: string | undefined): Endpoint {
+    const route = this.match(url.split('?', 1)[0] as string)?.route
+    return route?.endpointByMethod?.[method as Method] ?? route?.endpoint ?? 'other'
   }
 
   private route (req: Incoming): Answer {
@@ -312,7 +321,8 @@ export class SimulatedHomeserver {
   }
 
   /** Synapse's access-token rules, in its order: header form, mixing, missing, unknown, expired. */
-  private requester ({ authorization, params }: Incoming): { userId: string, token: string } {
+  /** `allowLocked`: the endpoints Synapse lets a locked user call (logout), per its source; not recorded. */
+  private requester ({ authorization, params }: Incoming, allowLocked = false): { userId: string, token: string } {
     const queryToken = params.get('access_token')
     if (authorization !== undefined && queryToken !== null) {
       fail(401, 'M_MISSING_TOKEN', 'Mixing Authorization headers and access_token query parameters.')
@@ -333,7 +343,7 @@ export class SimulatedHomeserver {
     if (puppet?.validUntilMs != null && puppet.validUntilMs <= Date.now()) {
       throw new AnswerError(matrixError(401, 'M_UNKNOWN_TOKEN', 'Access token has expired', { soft_logout: true }))
     }
-    this.accounts.checkNotLocked(userId)
+    if (!allowLocked) this.accounts.checkNotLocked(userId)
     const user = this.state.users.get(userId)
     if (puppet === undefined && user !== undefined) user.lastSeenTs = Date.now()
     return { userId, token }
@@ -378,7 +388,7 @@ export class SimulatedHomeserver {
 
   /** Removes only this token: the user's devices stay (l8, l9), their own tokens keep working (l10c). */
   private logout (req: Incoming): Answer {
-    const { token } = this.requester(req)
+    const { token } = this.requester(req, true)
     this.state.tokens.delete(token)
     this.state.puppetTokens.delete(token)
     this.accounts.forgetToken(token)
