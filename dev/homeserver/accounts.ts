@@ -8,9 +8,9 @@
  * Shared-secret registration follows Synapse's documentation (not recorded).
  */
 import { createHmac, randomBytes } from 'node:crypto'
-import { AnswerError, domainOf, fail, matrixError, parseJsonObject, parseUserId, type Answer } from './answers.js'
+import { AnswerError, domainOf, fail, internalError, matrixError, parseJsonObject, parseUserId, type Answer } from './answers.js'
 import { setMembership } from './rooms.js'
-import type { HomeserverState, SimUser } from './state.js'
+import type { HomeserverState, SimRoom, SimUser } from './state.js'
 import type { SynapseProfile } from './versions.js'
 
 export interface NewAccount {
@@ -111,7 +111,8 @@ export class Accounts {
 
   /**
    * POST /_matrix/client/v3/login, m.login.password, with a full user ID (l4, l8, p6, p7, x4) or a
-   * localpart: the password first, then deactivation (x4: the errcode is per version), then the lock (l4).
+   * localpart: the password, then deactivation (x4: the errcode is per version; 1.67 says so even
+   * for a wrong password), then the lock (l4; a wrong password is M_FORBIDDEN).
    */
   login (body: string): Answer {
     const content = parseJsonObject(body) as { identifier?: { user?: unknown }, user?: unknown, password?: unknown, device_id?: unknown }
@@ -119,12 +120,12 @@ export class Accounts {
     const userId = given.startsWith('@') ? given : `@${given}:${this.serverName}`
     const password = this.passwords.get(userId)
     const user = this.state.users.get(userId)
+    const deactivated = () => this.profile.deactivatedLoginErrcode === 'M_USER_DEACTIVATED'
+      ? matrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated')
+      : matrixError(403, 'M_FORBIDDEN', 'Invalid username or password')
+    if (user?.deactivated === true && this.profile.deactivatedBeforePassword) return deactivated()
     if (user === undefined || password === undefined || password !== content.password) return matrixError(403, 'M_FORBIDDEN', 'Invalid username or password')
-    if (user.deactivated) {
-      return this.profile.deactivatedLoginErrcode === 'M_USER_DEACTIVATED'
-        ? matrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated')
-        : matrixError(403, 'M_FORBIDDEN', 'Invalid username or password')
-    }
+    if (user.deactivated) return deactivated()
     if (this.profile.lockEnforced && user.locked === true) return lockedAnswer()
     const session = this.startSession(userId, typeof content.device_id === 'string' ? content.device_id : undefined)
     return {
@@ -197,22 +198,22 @@ export class Accounts {
   }
 
   /**
-   * PUT /_synapse/admin/v1/suspend/{id} {"suspend": bool} (s1–s11, x16): local users only, a strict
-   * boolean (pydantic's message), known users only; deactivated users can be suspended.
+   * PUT /_synapse/admin/v1/suspend/{id} {"suspend": bool} (s1–s11, x16): local users only, known
+   * users only, then a strict boolean (pydantic's message); deactivated users can be suspended.
    * Only called when the version has the endpoint (1.67: 400 M_UNRECOGNIZED before the token).
    */
   suspend (userId: string, body: string): Answer {
     parseUserId(userId)
     if (domainOf(userId) !== this.serverName) return matrixError(400, 'M_UNKNOWN', 'Can only suspend local users')
+    const user = this.state.users.get(userId)
+    if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'User not found')
     const content = parseJsonObject(body)
     if (!Object.hasOwn(content, 'suspend')) {
-      fail(400, 'M_BAD_JSON', `1 validation error for PutBody\nsuspend\n  Field required [type=missing, ${pydanticInput(content)}]\n    For further information visit https://errors.pydantic.dev/2.14/v/missing`)
+      fail(400, 'M_MISSING_PARAM', `1 validation error for PutBody\nsuspend\n  Field required [type=missing, ${pydanticInput(content)}]\n    For further information visit https://errors.pydantic.dev/2.14/v/missing`)
     }
     if (typeof content.suspend !== 'boolean') {
       fail(400, 'M_BAD_JSON', `1 validation error for PutBody\nsuspend\n  Input should be a valid boolean [type=bool_type, ${pydanticInput(content.suspend)}]\n    For further information visit https://errors.pydantic.dev/2.14/v/bool_type`)
     }
-    const user = this.state.users.get(userId)
-    if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'User not found')
     user.suspended = content.suspend as boolean
     return { status: 200, body: { [`user_${userId}_suspended`]: user.suspended } }
   }
@@ -251,7 +252,9 @@ export class Accounts {
     if (!Object.hasOwn(content, 'new_password')) fail(400, 'M_MISSING_PARAM', 'Missing params: [\'new_password\']')
     const user = this.state.users.get(userId)
     if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'Unknown user')
-    this.passwords.set(userId, String(content.new_password))
+    // Synapse hashes whatever it is given: a number is a Python TypeError (probed).
+    if (typeof content.new_password !== 'string') throw new AnswerError(internalError())
+    this.passwords.set(userId, content.new_password)
     if (pythonTruthy(content.logout_devices ?? true)) this.endSessions(userId, user)
     return { status: 200, body: {} }
   }
@@ -263,12 +266,12 @@ export class Accounts {
    */
   deactivate (userId: string, body: string): Answer {
     const content = parseJsonObject(body, true)
-    const erase = content.erase ?? false
-    if (typeof erase !== 'boolean') fail(400, 'M_BAD_JSON', 'Param \'erase\' must be a boolean, if given')
     parseUserId(userId)
     if (domainOf(userId) !== this.serverName) fail(400, 'M_UNKNOWN', 'Can only deactivate local users')
     const user = this.state.users.get(userId)
     if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'User not found')
+    const erase = content.erase ?? false
+    if (typeof erase !== 'boolean') fail(400, 'M_BAD_JSON', 'Param \'erase\' must be a boolean, if given')
     user.deactivated = true
     // The password is kept: 1.67 checks it before saying the account is deactivated (x4).
     this.endSessions(userId, user)
@@ -291,8 +294,9 @@ export class Accounts {
       return matrixError(403, 'M_USER_SUSPENDED', 'Sending messages while account is suspended is not allowed.')
     }
     const room = this.state.rooms.get(roomId)
-    // Not recorded: Synapse's event auth refuses a sender who is not joined.
-    if (room === undefined || room.members.get(userId) !== 'join') return matrixError(403, 'M_FORBIDDEN', `User ${userId} not in room ${roomId}`)
+    if (room === undefined && this.profile.sendToUnknownRoomSaysUnknownRoom) return matrixError(403, 'M_FORBIDDEN', 'Unknown room')
+    const membership = room?.members.get(userId)
+    if (room === undefined || membership !== 'join') return matrixError(403, 'M_FORBIDDEN', this.notInRoom(userId, roomId, room))
     const eventId = `$sim${this.state.nextEvent++}`
     const sent = this.messages.get(roomId) ?? []
     sent.push({ eventId, sender: userId, content, ts: Date.now() })
@@ -306,7 +310,7 @@ export class Accounts {
    */
   readMessages (userId: string, roomId: string, params: URLSearchParams): Answer {
     const room = this.state.rooms.get(roomId)
-    if (room === undefined || room.members.get(userId) !== 'join') return matrixError(403, 'M_FORBIDDEN', `User ${userId} not in room ${roomId}`)
+    if (room === undefined || room.members.get(userId) !== 'join') return matrixError(403, 'M_FORBIDDEN', `User ${userId} not in room ${roomId}, and room previews are disabled`)
     const limit = Number(params.get('limit') ?? '10')
     const now = Date.now()
     const chunk = [...(this.messages.get(roomId) ?? [])].reverse().slice(0, limit).map((message) => ({
@@ -321,6 +325,14 @@ export class Accounts {
       age: now - message.ts
     }))
     return { status: 200, body: { chunk, start: `t${this.state.nextEvent}`, end: `t${this.state.nextEvent - chunk.length}` } }
+  }
+
+  /** Event auth's refusal of a sender who is not joined (probed); 1.67 names the sender's member event, as Python prints it. */
+  private notInRoom (userId: string, roomId: string, room: SimRoom | undefined): string {
+    if (!this.profile.notInRoomNamesMemberEvent) return `User ${userId} not in room ${roomId}`
+    const event = room?.members.has(userId) === true ? room.memberEvents.get(userId) : undefined
+    const detail = event === undefined ? 'None' : `<FrozenEventV3 event_id=${event.eventId}, type=m.room.member, state_key=${userId}, outlier=0>`
+    return `User ${userId} not in room ${roomId} (${detail})`
   }
 
   /** The device endpoints' user checks (d8–d10). */
