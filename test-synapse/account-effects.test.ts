@@ -105,6 +105,8 @@ t.test('account actions by their effect on the real Synapse', async (t) => {
     t.same(await login(matrix, user.userId, user.password), modern
       ? { ok: false, status: 403, errcode: 'M_FORBIDDEN', error: 'Invalid username or password' }
       : { ok: false, status: 403, errcode: 'M_USER_DEACTIVATED', error: 'This account has been deactivated' }, `${label}: a deactivated user cannot log in`)
+    t.equal((await login(matrix, user.userId, 'not the password')).errcode, modern ? 'M_FORBIDDEN' : 'M_USER_DEACTIVATED',
+      `${label}: ${modern ? 'a wrong password answers alike' : 'even a wrong password is told the account is deactivated'}`)
     t.equal((await tokenAccepted(matrix, user.token)).errcode, 'M_UNKNOWN_TOKEN', 'the old token is refused')
     t.equal(await displayName(matrix, admin.token, user.userId), null, 'erase removed the display name')
     const lookup = await lookupUser(matrix, admin.token, user.userId)
