@@ -13,8 +13,9 @@ import { joinedMembers, roomDetails, roomSummary, stateEvents } from './views.js
  * (test/fixtures/synapse/join-contract.json and actions-contract.json): the admin join API,
  * kick, login-as, leave and logout, the admin user, device, whois, room and room-list reads,
  * make_room_admin, whoami, the alias directory and server_version; the account endpoints
- * (accounts.ts: lock, suspend, devices, password reset, deactivation, login, send and read);
- * plus faults that can be switched on, per endpoint. Shared-secret registration and password login follow Synapse's documentation.
+ * (accounts.ts, from modern-1.163.2.json and v1.67-account-actions.json: lock, suspend, devices,
+ * password reset, deactivation, password login, sending and reading messages); plus faults that
+ * can be switched on, for every endpoint or one. Shared-secret registration follows Synapse's documentation.
  */
 export type Endpoint =
   | 'join' | 'user_lookup' | 'whoami' | 'directory' | 'server_version'
@@ -320,8 +321,10 @@ export class SimulatedHomeserver {
     return handler === undefined ? unrecognized() : handler(req, found.segment)
   }
 
-  /** Synapse's access-token rules, in its order: header form, mixing, missing, unknown, expired. */
-  /** `allowLocked`: the endpoints Synapse lets a locked user call (logout), per its source; not recorded. */
+  /**
+   * Synapse's access-token rules, in its order: header form, mixing, missing, unknown, expired,
+   * then the lock (l3; `allowLocked` for logout, which a locked user may call: probed on 1.163.2).
+   */
   private requester ({ authorization, params }: Incoming, allowLocked = false): { userId: string, token: string } {
     const queryToken = params.get('access_token')
     if (authorization !== undefined && queryToken !== null) {
