@@ -54,9 +54,10 @@ for (const file of ['synapse-admin-gateway', 'synapse-admin-gateway-compose']) {
 
     const rotated = readdirSync(dir).filter((name) => /^audit\.log-\d{8}$/.test(name))
     t.equal(rotated.length, 1, 'renamed with the date')
-    t.ok(existsSync(`${auditFile}.chain-head`), 'the chain head is left alone')
     const reloadLine = () => out.stdout.split('\n').find((entry) => entry.includes('"msg":"reloaded'))
     await waitFor(() => reloadLine() !== undefined, 'the reload line', { timeoutMs: 10_000 })
+    // Written by the gateway when it handles the SIGHUP, so looked for after its reload line.
+    t.ok(existsSync(`${auditFile}.chain-head`), 'the chain head is left alone')
     t.match(reloadLine(), `audit file ${auditFile} reopened`)
     t.equal(statSync(auditFile).mode & 0o777, 0o640)
     if (/create 0640 1000 1000/.test(rule.body)) t.same([statSync(auditFile).uid, statSync(auditFile).gid], [1000, 1000], 'created for uid and gid 1000 by number')

@@ -1,7 +1,8 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { AnswerError, domainOf, fail, internalError, lenientJsonObject, matrixError, parseJsonObject, parseUserId, unrecognized, type Answer } from './answers.js'
+import { Accounts, type NewAccount, type Session } from './accounts.js'
 import { NEWEST_SYNAPSE, SYNAPSE_PROFILES, type SynapseProfile, type SynapseVersion } from './versions.js'
 import { adminJoin, directory, kick, leave, makeRoomAdmin, resolveRoom } from './rooms.js'
 import { recordedState, type HomeserverState, type SeedOptions, type SimRoom } from './state.js'
@@ -11,14 +12,17 @@ import { joinedMembers, roomDetails, roomSummary, stateEvents } from './views.js
  * A small real HTTP server that answers like Synapse did in the recordings (1.163.2 by default, or 1.67.0: versions.ts)
  * (test/fixtures/synapse/join-contract.json and actions-contract.json): the admin join API,
  * kick, login-as, leave and logout, the admin user, device, whois, room and room-list reads,
- * make_room_admin, whoami, the alias directory and server_version; plus faults that can be
- * switched on. Shared-secret registration and password login follow Synapse's documentation.
+ * make_room_admin, whoami, the alias directory and server_version; the account endpoints
+ * (accounts.ts, from modern-1.163.2.json and v1.67-account-actions.json: lock, suspend, devices,
+ * password reset, deactivation, password login, sending and reading messages); plus faults that
+ * can be switched on, for every endpoint or one. Shared-secret registration follows Synapse's documentation.
  */
 export type Endpoint =
   | 'join' | 'user_lookup' | 'whoami' | 'directory' | 'server_version'
   | 'kick' | 'login_as' | 'leave' | 'logout' | 'devices' | 'joined_rooms' | 'whois'
   | 'room_details' | 'room_members' | 'room_state' | 'room_list' | 'make_room_admin' | 'block_status'
   | 'register' | 'login' | 'other'
+  | 'user_update' | 'suspend' | 'delete_devices' | 'reset_password' | 'deactivate' | 'send' | 'messages'
 
 export type FaultKind =
   | 'error-500' // Synapse's own 500
@@ -62,7 +66,15 @@ interface Incoming { method: string, path: string, params: URLSearchParams, auth
 /** `segment` is the route's path parameter, percent-decoded once as Synapse does. */
 type Handler = (incoming: Incoming, segment: string) => Answer
 
-interface Route { endpoint: Endpoint, pattern: RegExp, handlers: Partial<Record<'GET' | 'POST', Handler>> }
+type Method = 'GET' | 'POST' | 'PUT'
+
+interface Route {
+  endpoint: Endpoint
+  /** Where one path serves two endpoints (GET lookup, PUT update), for `calls` and faults. */
+  endpointByMethod?: Partial<Record<Method, Endpoint>>
+  pattern: RegExp
+  handlers: Partial<Record<Method, Handler>>
+}
 
 /** A client-server API path under the current (v3) or the legacy (r0) prefix (k25). */
 const CLIENT = (rest: RegExp) => new RegExp(`^/_matrix/client/(?:v3|r0)/${rest.source}$`)
@@ -82,19 +94,19 @@ export class SimulatedHomeserver {
   fault: Fault | undefined
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
-  private readonly deactivatedAsBoolean: boolean
   /** What differs between the Synapse versions the simulator can answer as. */
   readonly profile: SynapseProfile
   private readonly recordCalls: boolean
   readonly registrationSharedSecret: string
   private readonly nonces = new Set<string>()
-  private readonly passwords = new Map<string, string>()
+  /** Users, passwords, sessions and the account endpoints (accounts.ts). */
+  readonly accounts: Accounts
 
   constructor (options: HomeserverOptions = {}) {
     this.adminToken = options.adminToken ?? 'syt_YWRtaW4_simulated_admin_token'
     this.state = recordedState({ adminToken: this.adminToken, userTokens: options.userTokens, fixture: options.fixture })
     this.profile = SYNAPSE_PROFILES[options.synapseVersion ?? NEWEST_SYNAPSE]
-    this.deactivatedAsBoolean = options.deactivatedAsBoolean ?? this.profile.flagsAsBooleans
+    this.accounts = new Accounts(this.state, this.profile, options.deactivatedAsBoolean ?? this.profile.flagsAsBooleans)
     this.recordCalls = options.recordCalls ?? true
     this.registrationSharedSecret = options.registrationSharedSecret ?? 'simulated-registration-shared-secret'
     this.server = createServer((request, response) => { this.handle(request, response) })
@@ -115,12 +127,18 @@ export class SimulatedHomeserver {
       })
     })
     const address = this.server.address() as AddressInfo
+    this.accounts.baseUrl = `http://${host}:${address.port}/`
     return `http://${host}:${address.port}`
   }
 
   async close (): Promise<void> {
     for (const socket of this.sockets) socket.destroy()
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
+  }
+
+  /** A new local user with a password, logged in on one device (see accounts.ts). */
+  createUser (account: NewAccount): Session {
+    return this.accounts.create(account)
   }
 
   callsTo (endpoint: Endpoint): ReceivedCall[] {
@@ -133,7 +151,7 @@ export class SimulatedHomeserver {
     request.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8')
       const url = request.url ?? '/'
-      const endpoint = this.endpointOf(url)
+      const endpoint = this.endpointOf(url, request.method)
       if (this.recordCalls) this.calls.push({ endpoint, method: request.method ?? 'GET', url, authorization: request.headers.authorization, body })
       const fault = this.fault !== undefined && (this.fault.on === undefined || this.fault.on === endpoint) ? this.fault : undefined
       if (fault !== undefined && this.applyFault(fault, request, response, () => this.answer(request, url, body, response))) return
@@ -215,14 +233,14 @@ export class SimulatedHomeserver {
     { endpoint: 'other', pattern: /^\/health$/, handlers: { GET: () => ({ status: 200, body: 'OK' }) } },
     { endpoint: 'server_version', pattern: /^\/_synapse\/admin\/v1\/server_version$/, handlers: { GET: () => this.serverVersion(), POST: () => this.serverVersion() } },
     { endpoint: 'whoami', pattern: CLIENT(/account\/whoami/), handlers: { GET: (req) => this.whoami(req) } },
-    { endpoint: 'register', pattern: /^\/_synapse\/admin\/v1\/register$/, handlers: { GET: () => this.nonce(), POST: (req) => this.register(req.body) } },
-    { endpoint: 'login', pattern: CLIENT(/login/), handlers: { POST: (req) => this.login(req.body) } },
+    { endpoint: 'register', pattern: /^\/_synapse\/admin\/v1\/register$/, handlers: { GET: () => this.nonce(), POST: (req) => this.accounts.register(req.body, this.registrationSharedSecret, this.nonces) } },
+    { endpoint: 'login', pattern: CLIENT(/login/), handlers: { POST: (req) => this.accounts.login(req.body) } },
     { endpoint: 'logout', pattern: CLIENT(/logout/), handlers: { POST: (req) => this.logout(req) } },
     { endpoint: 'directory', pattern: CLIENT(/directory\/room\/([^/]*)/), handlers: { GET: (_req, alias) => directory(this.state, alias) } },
     { endpoint: 'kick', pattern: CLIENT(/rooms\/([^/]*)\/kick/), handlers: { POST: (req, roomId) => this.kick(req, roomId) } },
     { endpoint: 'leave', pattern: CLIENT(/rooms\/([^/]*)\/leave/), handlers: { POST: (req, roomId) => leave(this.state, this.requester(req).userId, roomId, lenientJsonObject(req.body)) } },
-    { endpoint: 'devices', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)\/devices$/, handlers: { GET: (req, userId) => this.admin(req, () => this.devices(userId)) } },
-    { endpoint: 'user_lookup', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)$/, handlers: { GET: (req, userId) => this.admin(req, () => this.lookupUser(userId)) } },
+    { endpoint: 'devices', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)\/devices$/, handlers: { GET: (req, userId) => this.admin(req, () => this.accounts.devices(userId)) } },
+    ...this.accountRoutes(),
     { endpoint: 'login_as', pattern: /^\/_synapse\/admin\/v1\/users\/([^/]*)\/login$/, handlers: { POST: (req, userId) => this.loginAs(req, userId) } },
     { endpoint: 'joined_rooms', pattern: /^\/_synapse\/admin\/v1\/users\/([^/]*)\/joined_rooms$/, handlers: { GET: (req, userId) => this.admin(req, () => this.joinedRooms(userId)) } },
     { endpoint: 'whois', pattern: /^\/_synapse\/admin\/v1\/whois\/([^/]*)$/, handlers: { GET: (req, userId) => this.whois(req, userId) } },
@@ -255,6 +273,33 @@ export class SimulatedHomeserver {
     }
   ]
 
+  /** The account endpoints (accounts.ts, recordings l*, s*, d*, p*, x*). */
+  private accountRoutes (): Route[] {
+    // Handlers read this.accounts when called: the route table is built before the constructor sets it.
+    return [
+      {
+        endpoint: 'user_lookup',
+        endpointByMethod: { PUT: 'user_update' },
+        pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)$/,
+        handlers: {
+          GET: (req, userId) => this.admin(req, () => this.accounts.lookup(userId)),
+          PUT: (req, userId) => this.admin(req, () => this.accounts.putUser(userId, req.body))
+        }
+      },
+      {
+        endpoint: 'suspend',
+        pattern: /^\/_synapse\/admin\/v1\/suspend\/([^/]*)$/,
+        // 1.67 has no such endpoint: 400 M_UNRECOGNIZED, before the token is looked at (s1, s11).
+        handlers: { PUT: (req, userId) => this.profile.suspendEndpoint ? this.admin(req, () => this.accounts.suspend(userId, req.body)) : unrecognized() }
+      },
+      { endpoint: 'delete_devices', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)\/delete_devices$/, handlers: { POST: (req, userId) => this.admin(req, () => this.accounts.deleteDevices(userId, req.body)) } },
+      { endpoint: 'reset_password', pattern: /^\/_synapse\/admin\/v1\/reset_password\/([^/]*)$/, handlers: { POST: (req, userId) => this.admin(req, () => this.accounts.resetPassword(userId, req.body)) } },
+      { endpoint: 'deactivate', pattern: /^\/_synapse\/admin\/v1\/deactivate\/([^/]*)$/, handlers: { POST: (req, userId) => this.admin(req, () => this.accounts.deactivate(userId, req.body)) } },
+      { endpoint: 'send', pattern: CLIENT(/rooms\/([^/]*)\/send\/m\.room\.message\/[^/]*/), handlers: { PUT: (req, roomId) => this.accounts.send(this.requester(req).userId, roomId, req.body) } },
+      { endpoint: 'messages', pattern: CLIENT(/rooms\/([^/]*)\/messages/), handlers: { GET: (req, roomId) => this.accounts.readMessages(this.requester(req).userId, roomId, req.params) } }
+    ]
+  }
+
   private match (path: string): { route: Route, segment: string } | undefined {
     for (const route of this.routes) {
       const found = route.pattern.exec(path)
@@ -263,20 +308,24 @@ export class SimulatedHomeserver {
     return undefined
   }
 
-  private endpointOf (url: string): Endpoint {
-    return this.match(url.split('?', 1)[0] as string)?.route.endpoint ?? 'other'
+  private endpointOf (url: string, method: string | undefined): Endpoint {
+    const route = this.match(url.split('?', 1)[0] as string)?.route
+    return route?.endpointByMethod?.[method as Method] ?? route?.endpoint ?? 'other'
   }
 
   private route (req: Incoming): Answer {
     const found = this.match(req.path)
     if (found === undefined) return req.path.startsWith('/_synapse/admin/') ? unrecognized() : unrecognized(404)
     if (req.method === 'OPTIONS') return { status: 204 }
-    const handler = found.route.handlers[req.method === 'HEAD' ? 'GET' : req.method as 'GET' | 'POST']
+    const handler = found.route.handlers[req.method === 'HEAD' ? 'GET' : req.method as Method]
     return handler === undefined ? unrecognized() : handler(req, found.segment)
   }
 
-  /** Synapse's access-token rules, in its order: header form, mixing, missing, unknown, expired. */
-  private requester ({ authorization, params }: Incoming): { userId: string, token: string } {
+  /**
+   * Synapse's access-token rules, in its order: header form, mixing, missing, unknown, expired,
+   * then the lock (l3; `allowLocked` for logout, which a locked user may call: probed on 1.163.2).
+   */
+  private requester ({ authorization, params }: Incoming, allowLocked = false): { userId: string, token: string } {
     const queryToken = params.get('access_token')
     if (authorization !== undefined && queryToken !== null) {
       fail(401, 'M_MISSING_TOKEN', 'Mixing Authorization headers and access_token query parameters.')
@@ -297,6 +346,7 @@ export class SimulatedHomeserver {
     if (puppet?.validUntilMs != null && puppet.validUntilMs <= Date.now()) {
       throw new AnswerError(matrixError(401, 'M_UNKNOWN_TOKEN', 'Access token has expired', { soft_logout: true }))
     }
+    if (!allowLocked) this.accounts.checkNotLocked(userId)
     const user = this.state.users.get(userId)
     if (puppet === undefined && user !== undefined) user.lastSeenTs = Date.now()
     return { userId, token }
@@ -336,61 +386,16 @@ export class SimulatedHomeserver {
   private whoami (req: Incoming): Answer {
     const { userId, token } = this.requester(req)
     if (this.state.puppetTokens.has(token)) return { status: 200, body: { user_id: userId, is_guest: false } }
-    return { status: 200, body: { user_id: userId, is_guest: false, device_id: this.state.users.get(userId)?.devices[0] ?? 'SIMULATED' } }
+    return { status: 200, body: { user_id: userId, is_guest: false, device_id: this.accounts.deviceOf(token, userId) ?? 'SIMULATED' } }
   }
 
   /** Removes only this token: the user's devices stay (l8, l9), their own tokens keep working (l10c). */
   private logout (req: Incoming): Answer {
-    const { token } = this.requester(req)
+    const { token } = this.requester(req, true)
     this.state.tokens.delete(token)
     this.state.puppetTokens.delete(token)
+    this.accounts.forgetToken(token)
     return { status: 200, body: {} }
-  }
-
-  private lookupUser (userId: string): Answer {
-    parseUserId(userId)
-    if (domainOf(userId) !== this.serverName) return matrixError(400, 'M_UNKNOWN', 'Can only look up local users')
-    const user = this.state.users.get(userId)
-    if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'User not found')
-    const flag = (value: boolean) => this.deactivatedAsBoolean ? value : Number(value)
-    const versionFlag = (value: boolean) => this.profile.flagsAsBooleans ? value : Number(value)
-    return {
-      status: 200,
-      body: {
-        name: userId,
-        is_guest: versionFlag(false),
-        admin: versionFlag(user.admin),
-        consent_version: null,
-        consent_server_notice_sent: null,
-        appservice_id: null,
-        creation_ts: user.creationTs,
-        user_type: null,
-        deactivated: flag(user.deactivated),
-        shadow_banned: flag(user.shadowBanned),
-        displayname: userId.slice(1, userId.indexOf(':')),
-        avatar_url: null,
-        threepids: [],
-        external_ids: [],
-        ...(this.profile.accountStateFields ? { locked: false, suspended: false, erased: false, last_seen_ts: null, consent_ts: null } : {})
-      }
-    }
-  }
-
-  /** GET /_synapse/admin/v2/users/{id}/devices (l1): not-found answers per Synapse's documentation. */
-  private devices (userId: string): Answer {
-    parseUserId(userId)
-    if (domainOf(userId) !== this.serverName) return matrixError(400, 'M_UNKNOWN', 'Can only lookup local users')
-    const user = this.state.users.get(userId)
-    if (user === undefined) return matrixError(404, 'M_NOT_FOUND', 'Unknown user')
-    const devices = user.devices.map((deviceId) => ({
-      user_id: userId,
-      device_id: deviceId,
-      display_name: null,
-      last_seen_user_agent: 'node',
-      last_seen_ts: user.lastSeenTs ?? null,
-      last_seen_ip: '127.0.0.1'
-    }))
-    return { status: 200, body: { devices, total: devices.length } }
   }
 
   /**
@@ -468,36 +473,6 @@ export class SimulatedHomeserver {
     const nonce = randomBytes(16).toString('hex')
     this.nonces.add(nonce)
     return { status: 200, body: { nonce } }
-  }
-
-  /** Shared-secret registration, as Synapse's admin API documentation describes it. */
-  private register (body: string): Answer {
-    const content = parseJsonObject(body) as { nonce?: string, username?: string, password?: string, admin?: boolean, mac?: string }
-    if (typeof content.nonce !== 'string' || !this.nonces.delete(content.nonce)) return matrixError(400, 'M_UNKNOWN', 'unrecognised nonce')
-    const expected = createHmac('sha1', this.registrationSharedSecret)
-      .update(`${content.nonce}\x00${String(content.username)}\x00${String(content.password)}\x00${content.admin === true ? 'admin' : 'notadmin'}`)
-      .digest('hex')
-    if (content.mac !== expected) return matrixError(403, 'M_FORBIDDEN', 'HMAC incorrect')
-    const userId = `@${String(content.username)}:${this.serverName}`
-    if (this.state.users.has(userId)) return matrixError(400, 'M_USER_IN_USE', 'User ID already taken.')
-    this.state.users.set(userId, { admin: content.admin === true, deactivated: false, shadowBanned: false, creationTs: Date.now(), devices: ['SIMULATED'] })
-    this.passwords.set(userId, String(content.password))
-    return { status: 200, body: { access_token: this.issueToken(userId), user_id: userId, home_server: this.serverName, device_id: 'SIMULATED' } }
-  }
-
-  private login (body: string): Answer {
-    const content = parseJsonObject(body) as { identifier?: { user?: string }, password?: string }
-    const userId = `@${String(content.identifier?.user)}:${this.serverName}`
-    if (this.passwords.get(userId) === undefined || this.passwords.get(userId) !== content.password) {
-      return matrixError(403, 'M_FORBIDDEN', 'Invalid username or password')
-    }
-    return { status: 200, body: { access_token: this.issueToken(userId), user_id: userId, home_server: this.serverName, device_id: 'SIMULATED' } }
-  }
-
-  private issueToken (userId: string): string {
-    const token = `syt_${randomBytes(18).toString('base64url')}`
-    this.state.tokens.set(token, userId)
-    return token
   }
 
   /** UserID.from_string and the admin join servlet's checks, in Synapse's order. */

@@ -20,6 +20,12 @@ export interface SimUser {
   devices: string[]
   /** When the user was last seen with one of its own tokens (whois shows one connection), if ever. */
   lastSeenTs?: number
+  /** Account state (accounts.ts): absent means false, and the display name the localpart. */
+  locked?: boolean
+  suspended?: boolean
+  erased?: boolean
+  displayname?: string | null
+  avatarUrl?: string | null
 }
 
 /** What the room's current m.room.member event for a user says besides the membership. */

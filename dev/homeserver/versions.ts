@@ -31,6 +31,12 @@ export interface SynapseProfile {
   lockEnforced: boolean
   /** Login of a deactivated user: 403 M_USER_DEACTIVATED (1.67) or M_FORBIDDEN "Invalid username or password" (x4). */
   deactivatedLoginErrcode: 'M_USER_DEACTIVATED' | 'M_FORBIDDEN'
+  /** 1.67 says a user is deactivated before checking the password; 1.163 answers every failed login alike (probed, not recorded). */
+  deactivatedBeforePassword: boolean
+  /** A message from a non-member: 1.67 appends the sender's member event, " (None)" when there is none (probed). */
+  notInRoomNamesMemberEvent: boolean
+  /** A message to a room the server does not know: 1.67's 403 "Unknown room"; 1.163 "User … not in room …" (probed). */
+  sendToUnknownRoomSaysUnknownRoom: boolean
 }
 
 export const SYNAPSE_PROFILES: Record<SynapseVersion, SynapseProfile> = {
@@ -44,7 +50,10 @@ export const SYNAPSE_PROFILES: Record<SynapseVersion, SynapseProfile> = {
     roomTombstoneFields: true,
     suspendEndpoint: true,
     lockEnforced: true,
-    deactivatedLoginErrcode: 'M_FORBIDDEN'
+    deactivatedLoginErrcode: 'M_FORBIDDEN',
+    deactivatedBeforePassword: false,
+    notInRoomNamesMemberEvent: false,
+    sendToUnknownRoomSaysUnknownRoom: false
   },
   '1.67.0': {
     version: '1.67.0',
@@ -56,7 +65,10 @@ export const SYNAPSE_PROFILES: Record<SynapseVersion, SynapseProfile> = {
     roomTombstoneFields: false,
     suspendEndpoint: false,
     lockEnforced: false,
-    deactivatedLoginErrcode: 'M_USER_DEACTIVATED'
+    deactivatedLoginErrcode: 'M_USER_DEACTIVATED',
+    deactivatedBeforePassword: true,
+    notInRoomNamesMemberEvent: true,
+    sendToUnknownRoomSaysUnknownRoom: true
   }
 }
 

@@ -67,6 +67,9 @@ async function raw (method: Method, path: string, token: string | undefined, bod
 /** One recorded exchange. */
 async function rec (id: string, what: string, method: Method, path: string, options: { token?: string, body?: unknown } = {}): Promise<Answer> {
   const { answer, exchange } = await raw(method, path, options.token, options.body)
+  // Any token an answer issues (a login the case itself makes) is redacted like the known ones.
+  const issued = (answer.json as { access_token?: unknown } | null)?.access_token
+  if (typeof issued === 'string' && !tokens.has(issued)) tokens.set(issued, '<redacted:issued-token>')
   exchanges.push({ case: `${id} ${what}`, ...exchange })
   return answer
 }
