@@ -5,14 +5,12 @@ import type { Caller } from '../auth/claims.js'
 import { problem, type GatewayError, type Outcome } from '../errors.js'
 import { serverOf } from '../matrix-ids.js'
 import type { ActionName, Policy } from '../policy/index.js'
-import type { Limit } from '../state/rate-limit.js'
-import { StateUnavailableError } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
 import { attemptResult, type Attempt } from './attempt.js'
 import { dryRunChecks, enforceChecks, type DryRunReport } from './checks.js'
-import { policyCaller, refusal, roomFacts } from './decision.js'
+import { checkOrg, policyCaller, refusal, resolveNamed, roomFacts, unknownRoomFacts } from './decision.js'
 import { auditUnavailable, createContexts, type FacadeOptions } from './facade.js'
-import { stateUnavailable } from './idempotency.js'
+import type { RequestLimits } from './limits.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -28,8 +26,7 @@ export interface PipelineOptions extends FacadeOptions {
   /** The policy in force; a function because SIGHUP may replace it. Read once per attempt. */
   policy: () => Policy
   authenticate: (request: FastifyRequest) => Promise<Caller>
-  ipLimit: Limit
-  callerLimit: Limit
+  limits: RequestLimits
 }
 
 /** What the caller sent for one attempt, already validated by the action's schemas. */
@@ -46,30 +43,13 @@ export function createPipeline (options: PipelineOptions) {
   const { serverName } = config.synapse
   const contextFor = createContexts(options)
 
-  /** Acting attempts are refused while shared limits cannot be counted; reads count per replica. */
-  async function enforce (limit: Limit, request: FastifyRequest, who: 'address' | 'caller', acting: boolean): Promise<void> {
-    let verdict
-    try {
-      verdict = await limit(request, acting ? 'refuse' : 'per-replica')
-    } catch (error) {
-      if (error instanceof StateUnavailableError) throw stateUnavailable()
-      throw error
-    }
-    if (!verdict.allowed) {
-      metrics.rateLimited.inc({ limit: who === 'address' ? 'ip' : 'caller' })
-      throw problem('rate_limited', `Too many requests from this ${who} (${verdict.max} a minute); retry later.`, { retryAfterS: verdict.retryAfterS })
-    }
-  }
-
   /** Step 1. `caller`: already verified (a batch's items); otherwise the request's token is. */
   async function admit (request: FastifyRequest, attempt: Attempt, action: ActionDefinition, caller?: Caller): Promise<void> {
-    await enforce(options.ipLimit, request, 'address', action.acting)
+    await options.limits.admitAddress(request, action.acting)
     caller ??= await options.authenticate(request)
     attempt.actor = caller
     request.caller = caller
-    if (config.allowedOrgs.length > 0 && (caller.org === null || !config.allowedOrgs.includes(caller.org))) {
-      throw problem('org_not_allowed', 'Your organisation is not allowed to use this gateway.')
-    }
+    checkOrg(config.allowedOrgs, caller)
     const policy = attempt.policySnapshot = options.policy()
     if (!policy.permitsAction(policyCaller(caller), action.name as ActionName)) {
       // A policy decision like the later ones (no rule gives this caller the action): audited and counted.
@@ -77,7 +57,7 @@ export function createPipeline (options: PipelineOptions) {
       metrics.policyDecisions.inc({ rule: 'none', effect: 'deny' })
       throw refusal(policy, config.joinRoles, caller, action.name, undefined)
     }
-    await enforce(options.callerLimit, request, 'caller', action.acting)
+    await options.limits.admitCaller(request, action.acting)
   }
 
   /** Step 2: everything after admission, up to the action's answer (or a dry run's report). */
@@ -100,12 +80,14 @@ export function createPipeline (options: PipelineOptions) {
     if (!audit.available) throw auditUnavailable()
 
     const context = contextFor(attempt, requestId, log, input.query)
-    const room = target.room === undefined ? undefined : await rooms.resolve(target.room, context.synapse)
+    const { room, unknown } = target.room === undefined ? { room: undefined, unknown: undefined } : await resolveNamed(rooms, target.room, context.synapse)
     if (room !== undefined) attempt.roomId = room.id
-    const facts = room === undefined ? null : await roomFacts(policy, rooms, context.synapse, room)
+    const facts = room === undefined ? (unknown === undefined ? null : unknownRoomFacts(target.room as string)) : await roomFacts(policy, rooms, context.synapse, room)
     const decision = policy.decide({ caller: policyCaller(caller), action: action.name as ActionName, room: facts, user: target.userId === undefined ? null : { id: target.userId } })
     metrics.policyDecisions.inc({ rule: decision.rule ?? 'none', effect: decision.effect })
     attempt.policy = { rule: decision.rule, effect: decision.effect }
+    // An unknown room is named only to a caller the policy would let act on a room of that name.
+    if (unknown !== undefined && (decision.allowed || decision.approval !== undefined)) throw unknown
     if (!decision.allowed) throw refusal(policy, config.joinRoles, caller, action.name, decision)
 
     const resolved = { room, userId: target.userId, reason }

@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { problem, type ProblemCode } from '../errors.js'
 import { sendProblem } from '../error-handler.js'
 import { ACTION_PROBLEMS, DryRunQuery, DryRunResult, problemResponses } from '../schemas.js'
-import { registerRateLimits } from '../state/rate-limit.js'
 import type { SharedState } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
 import { newAttempt, type Attempt } from './attempt.js'
@@ -12,7 +11,7 @@ import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey } from './idempo
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
 import { createActionValidators } from './validation.js'
 
-export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate' | 'ipLimit' | 'callerLimit'> {
+export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate'> {
   state: SharedState
   actions: readonly ActionDefinition[]
 }
@@ -28,16 +27,9 @@ export const actionRoutes: FastifyPluginAsyncTypebox<ActionRoutesOptions> = asyn
   const { config, state } = options
   fastify.decorateRequest('attempt', null)
   fastify.decorateRequest('caller', null)
-  const limits = await registerRateLimits(fastify, state)
-  const pipeline = createPipeline({
-    ...options,
-    authenticate: fastify.authenticate,
-    // Per client IP before any token crypto, so a flood of junk tokens stays cheap to refuse.
-    ipLimit: limits.create({ name: 'ip', max: config.rateLimitPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.ip }),
-    callerLimit: limits.create({ name: 'caller', max: config.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.caller?.sub ?? '' })
-  })
+  const pipeline = createPipeline({ ...options, authenticate: fastify.authenticate })
   const validators = createActionValidators()
-  await fastify.register(batchRoute, { config, audit: options.audit, state, pipeline, actions: options.actions, validate: validators.validate })
+  await fastify.register(batchRoute, { config, audit: options.audit, state, pipeline, limits: options.limits, policy: options.policy, actions: options.actions, validate: validators.validate })
   await fastify.register(async (scope) => { routeEach(scope, options.actions, pipeline, validators.compiler, state) })
 }
 
