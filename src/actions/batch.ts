@@ -13,7 +13,7 @@ import type { SharedState } from '../state/shared.js'
 import type { ActionDefinition } from './action.js'
 import { newAttempt } from './attempt.js'
 import { checkOrg, policyCaller, refusal } from './decision.js'
-import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
+import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
 import type { RequestLimits } from './limits.js'
 import { successOutcome, type Pipeline } from './pipeline.js'
 import type { createActionValidators } from './validation.js'
@@ -157,6 +157,7 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
       description: `Items are \`{"action", "room"?, "user_id"?, "reason"?, …the action's body fields}\` for any acting action (${acting.map((action) => `\`${action.name}\``).join(', ')}). Each item goes through the same policy, checks, rate limit and audit as its single route; the answer lists each item's own status and body, in the order sent. \`?dry_run=true\` applies to every item; an Idempotency-Key covers the whole batch.`,
       security: [{ bearerAuth: [] }],
       querystring: DryRunQuery,
+      headers: IdempotencyKeyHeader,
       body: BatchBody,
       response: {
         200: BatchResult,

@@ -7,7 +7,7 @@ import type { SharedState } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
 import { newAttempt, type Attempt } from './attempt.js'
 import { batchRoute } from './batch.js'
-import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
+import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
 import { createActionValidators } from './validation.js'
 
@@ -121,6 +121,9 @@ export function originOf (request: FastifyRequest) {
   }
 }
 
+/** What an acting route answers besides the pipeline's codes: REQUIRE_REASON, the audit, the Idempotency-Key. */
+const ACTING_PROBLEMS: ProblemCode[] = ['reason_required', 'audit_unavailable', 'idempotency_in_progress', 'idempotency_key_reused', 'state_unavailable']
+
 /** The route's OpenAPI operation, from the action's declaration. */
 function routeSchema (action: ActionDefinition) {
   return {
@@ -131,12 +134,12 @@ function routeSchema (action: ActionDefinition) {
     security: [{ bearerAuth: [] }],
     params: action.params,
     ...(action.body === undefined ? {} : { body: action.body }),
-    ...(action.acting ? { querystring: DryRunQuery } : {}),
+    ...(action.acting ? { querystring: DryRunQuery, headers: IdempotencyKeyHeader } : {}),
     response: {
       200: action.acting
         ? { description: 'Done (or, with ?dry_run=true, the prediction).', anyOf: [action.result, DryRunResult] }
         : { description: 'OK.', ...action.result },
-      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable'] as ProblemCode[] : [])])
+      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ACTING_PROBLEMS : [])])
     }
   }
 }
