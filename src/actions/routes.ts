@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { problem, type ProblemCode } from '../errors.js'
-import { sendProblem } from '../error-handler.js'
+import type { ProblemCode } from '../errors.js'
 import { ACTION_PROBLEMS, DryRunQuery, DryRunResult, problemResponses } from '../schemas.js'
 import type { SharedState } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
@@ -9,6 +8,7 @@ import { newAttempt, type Attempt } from './attempt.js'
 import { batchRoute } from './batch.js'
 import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
+import { answerOtherMethods } from '../routes/methods.js'
 import { createActionValidators } from './validation.js'
 
 export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate'> {
@@ -30,6 +30,8 @@ export const actionRoutes: FastifyPluginAsyncTypebox<ActionRoutesOptions> = asyn
   const pipeline = createPipeline({ ...options, authenticate: fastify.authenticate })
   const validators = createActionValidators()
   await fastify.register(batchRoute, { config, audit: options.audit, state, pipeline, limits: options.limits, policy: options.policy, actions: options.actions, validate: validators.validate })
+  // Outside the batch's scope: a method /v1/batch does not take is answered without its audit record.
+  answerOtherMethods(fastify, '/v1/batch', ['POST'])
   await fastify.register(async (scope) => { routeEach(scope, options.actions, pipeline, validators.compiler, state) })
 }
 
@@ -84,15 +86,7 @@ function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition
   // Methods an action URL does not take: 405 with Allow, audited like any attempt on an action route.
   const methodsByUrl = new Map<string, string[]>()
   for (const action of actions) methodsByUrl.set(action.url, [...(methodsByUrl.get(action.url) ?? []), action.method])
-  for (const [url, methods] of methodsByUrl) {
-    const others = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((method) => !methods.includes(method))
-    fastify.route({
-      method: others,
-      url,
-      schema: { hide: true },
-      handler: async (_request, reply) => await sendProblem(reply, problem('method_not_allowed', `Use ${methods.join(' or ')} on this URL.`, { headers: { allow: methods.join(', ') } }))
-    })
-  }
+  for (const [url, methods] of methodsByUrl) answerOtherMethods(fastify, url, methods)
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Policy } from '../policy/index.js'
 import { policyCaller } from '../actions/decision.js'
 import type { RequestLimits } from '../actions/limits.js'
 import { problemResponses } from '../schemas.js'
+import { answerOtherMethods } from './methods.js'
 
 const Me = Type.Object({
   sub: Type.String(),
@@ -29,4 +30,5 @@ export const meRoute: FastifyPluginAsyncTypebox<{ policy: () => Policy, limits: 
     const actions = policy().allowedActions(policyCaller(caller))
     return { sub: caller.sub, org: caller.org, roles: caller.roles, actions }
   })
+  answerOtherMethods(fastify, '/v1/me', ['GET'])
 }
