@@ -19,6 +19,10 @@ rules:
   - name: helpdesk-joins
     roles: [helpdesk]
     actions: [room.join]
+  - name: no-joins-for-trainees
+    effect: deny
+    roles: [trainee]
+    actions: [room.join]
 `
 const joins = Array.from({ length: 20 }, (_, i) => ({ action: 'room.join', room: publicTest, user_id: `@flood${i}:test.local` }))
 
@@ -57,6 +61,7 @@ t.test('a policy giving the caller none of the batch\'s actions: 403 policy_deni
   const removals = [{ action: 'room.remove', room: publicTest, user_id: '@alice:test.local' }, { action: 'room.promote', room: publicTest, user_id: '@alice:test.local' }]
   const helpdesk = await assertRefusedWhole(t, h, h.token({ roles: ['helpdesk'] }), removals, { status: 403, code: 'policy_denied' })
   t.equal(helpdesk.body.detail, 'The policy does not allow you room.remove or room.promote.')
+  await assertRefusedWhole(t, h, h.token({ roles: ['helpdesk', 'trainee'] }), joins, { status: 403, code: 'policy_denied' })
 })
 
 t.test('without a policy file: 403 insufficient_role, as the single routes answer', async (t) => {
