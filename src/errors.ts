@@ -1,7 +1,8 @@
 import createError from '@fastify/error'
 
 /** What an audit entry says happened. */
-export type Outcome = 'success' | 'denied' | 'invalid' | 'failed' | 'unknown' | 'dry_run'
+/** `approval_requested`: held until approvals arrive (202; src/approvals). */
+export type Outcome = 'success' | 'denied' | 'invalid' | 'failed' | 'unknown' | 'dry_run' | 'approval_requested'
 
 interface ProblemKind { status: number, title: string, outcome: Outcome }
 
