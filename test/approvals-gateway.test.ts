@@ -33,6 +33,10 @@ const POLICY = `rules:
     roles: [helpdesk]
     actions: [room.promote, user.read]
     approval: {roles: [security-lead], count: 1}
+  - name: auditors-read-after-approval
+    roles: [auditor]
+    actions: [user.read]
+    approval: {roles: [security-lead], count: 1}
 `
 
 interface Gateway extends Harness {
@@ -144,6 +148,10 @@ t.test('dry runs are never held; /v1/me names the actions that need approval; an
   const me = await g.as(HELPDESK, 'GET', '/v1/me')
   t.same(me.body.approvals, [{ action: 'room.promote', roles: ['security-lead'], count: 1, always: true }, { action: 'user.read', roles: ['security-lead'], count: 1, always: false }])
   t.same((await g.as(LEAD, 'GET', '/v1/me')).body.approvals, [])
+
+  const read = await g.as({ sub: 'auditor-1', roles: ['auditor'] }, 'GET', `/v1/users/${encodeURIComponent('@vic:test.local')}`)
+  t.equal(read.status, 403, 'a read is never held: its answer would go to the approver')
+  t.equal(read.body.code, 'policy_denied')
 
   const headers = { 'idempotency-key': 'hold-once' }
   const first = await g.as(HELPDESK, 'POST', promotePath(), { body: promoteBody('@vic:test.local'), headers })
