@@ -160,6 +160,7 @@ t.test('dry runs are never held; /v1/me names the actions that need approval; an
   t.equal(retry.headers['idempotent-replayed'], 'true')
   t.equal(retry.headers.location, first.headers.location, 'the same Location')
   t.same(retry.body, first.body)
+  t.match(g.recordsOf(retry.requestId), [{ outcome: 'approval_requested', status: 202, replayed: true }])
   t.equal((await g.as(HELPDESK, 'GET', '/v1/approvals')).body.approvals.length, 1, 'one approval')
 })
 

@@ -75,6 +75,8 @@ export async function settleKey (store: IdempotencyStore, claim: IdempotencyClai
 
 /** The outcome a replayed answer stands for, for its audit record. */
 export function replayedOutcome (status: number, body: string): Outcome {
+  // Only a request held for approval answers 202.
+  if (status === 202) return 'approval_requested'
   if (status < 400) return 'success'
   try {
     const code = (JSON.parse(body) as { code?: string }).code
