@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { CATALOG } from './actions/catalog.js'
 import { createRequestLimits } from './actions/limits.js'
 import { actionRoutes, actionOfPath } from './actions/routes.js'
+import { createApprovalStore } from './approvals/index.js'
 import { resultRecord } from './audit/fields.js'
 import { createAuditLog } from './audit/log.js'
 import authPlugin from './auth/plugin.js'
@@ -62,6 +63,8 @@ export interface BuildOptions {
   synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }
   /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
   roomFacts?: RoomDirectoryOptions
+  /** The clock approvals expire by (ms since the epoch; default Date.now) and how often the expiry sweep runs (default 60 000 ms); tests move them. */
+  approvals?: { now?: () => number, sweepMs?: number }
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */
@@ -170,6 +173,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     inFlightTtlS: Math.ceil((config.synapse.timeoutMs + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger
   })
+  const approvals = createApprovalStore(state.redis, { ...config.approvals, ...(options.approvals?.now === undefined ? {} : { now: options.approvals.now }) })
   const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, checkpoint: config.auditCheckpoint, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
   const fingerprint = configFingerprint(config)
   audit.start({ version, config_fingerprint: fingerprint, pid: process.pid })
@@ -226,6 +230,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     }))
   }
   fastify.addHook('onClose', async () => {
+    await approvals.close()
     await state.close()
     await synapse.close()
     fastify.stopAudit()
@@ -242,7 +247,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   // One per-IP and one per-caller window for every authenticated route (approvals included).
   const limits = await createRequestLimits(fastify, { config, state, metrics })
   await fastify.register(meRoute, { policy: () => policy, limits })
-  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, limits, policy: () => policy, actions: CATALOG, adminUserId: adminAccount })
+  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, limits, policy: () => policy, actions: CATALOG, adminUserId: adminAccount, approvals, approvalSweepMs: options.approvals?.sweepMs })
   if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
 
   return fastify

@@ -5,6 +5,7 @@ import { ACTION_PROBLEMS, DryRunQuery, DryRunResult, problemResponses } from '..
 import type { SharedState } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
 import { newAttempt, type Attempt } from './attempt.js'
+import { approvalWiring, heldApproval, HELD_RESPONSE, HOLD_PROBLEMS } from './approval.js'
 import { batchRoute } from './batch.js'
 import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
@@ -14,6 +15,8 @@ import { createActionValidators } from './validation.js'
 export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate'> {
   state: SharedState
   actions: readonly ActionDefinition[]
+  /** How often pending approvals past their expiry are marked and audited (ms; default 60 000). */
+  approvalSweepMs?: number
 }
 
 /** OpenAPI tag of an action: the first part of its name (`user.read` → users). */
@@ -32,6 +35,7 @@ export const actionRoutes: FastifyPluginAsyncTypebox<ActionRoutesOptions> = asyn
   await fastify.register(batchRoute, { config, audit: options.audit, state, pipeline, limits: options.limits, policy: options.policy, actions: options.actions, validate: validators.validate })
   // Outside the batch's scope: a method /v1/batch does not take is answered without its audit record.
   answerOtherMethods(fastify, '/v1/batch', ['POST'])
+  await fastify.register(approvalWiring, { store: options.approvals, audit: options.audit, pipeline, actions: options.actions, validate: validators.validate, expirySweepMs: options.approvalSweepMs })
   await fastify.register(async (scope) => { routeEach(scope, options.actions, pipeline, validators.compiler, state) })
 }
 
@@ -78,7 +82,10 @@ function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition
           if (attempt.idempotency === undefined) return reply
         }
         const dryRun = (request.query as { dry_run?: string } | undefined)?.dry_run === 'true'
-        return await pipeline.perform(request.id, request.log, attempt, action, { params: request.params, body: request.body, query: request.query, dryRun })
+        const answer = await pipeline.perform(request.id, request.log, attempt, action, { params: request.params, body: request.body, query: request.query, dryRun })
+        const held = heldApproval(attempt)
+        if (held !== undefined) reply.code(202).header('location', `/v1/approvals/${held.id}`)
+        return answer
       }
     })
   }
@@ -133,7 +140,8 @@ function routeSchema (action: ActionDefinition) {
       200: action.acting
         ? { description: 'Done (or, with ?dry_run=true, the prediction).', anyOf: [action.result, DryRunResult] }
         : { description: 'OK.', ...action.result },
-      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ACTING_PROBLEMS : [])])
+      ...(action.acting ? { 202: HELD_RESPONSE } : {}),
+      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? [...ACTING_PROBLEMS, ...HOLD_PROBLEMS] : [])])
     }
   }
 }
