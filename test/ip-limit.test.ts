@@ -42,9 +42,10 @@ t.test('POST /v1/batch: junk tokens get 401 up to the limit, then 429; one recor
   t.same(h.homeserver.calls.filter((call) => call.endpoint !== 'whoami'), [])
 })
 
-t.test('/v1/me and /v1/batch count against one window per address', async (t) => {
+t.test('/v1/me, /v1/batch and the approval routes count against one window per address', async (t) => {
   const h = await startHarness(t, { env: ENV })
   for (let i = 0; i < LIMIT; i++) t.equal((await send(h.url, 'GET', '/v1/me', { token: JUNK })).status, 401)
   const batch = await send(h.url, 'POST', '/v1/batch', { token: JUNK, body: { items: [{ action: 'room.join', room: RECORDED_ROOMS.publicTest, user_id: '@a:test.local' }] } })
   t.equal(batch.status, 429)
+  t.equal((await send(h.url, 'GET', '/v1/approvals', { token: JUNK })).status, 429, 'the approval routes too')
 })
