@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ProblemCode } from '../errors.js'
+import { answerOtherMethods } from '../routes/methods.js'
 import { ACTION_PROBLEMS, DryRunQuery, DryRunResult, problemResponses } from '../schemas.js'
 import type { SharedState } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
@@ -9,7 +10,6 @@ import { approvalWiring, heldApproval, HELD_RESPONSE, HOLD_PROBLEMS } from './ap
 import { batchRoute } from './batch.js'
 import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
-import { answerOtherMethods } from '../routes/methods.js'
 import { createActionValidators } from './validation.js'
 
 export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate'> {
