@@ -72,6 +72,8 @@ export interface ActionContext {
   readonly caller: Caller
   /** The route's query string, parsed (reads that page take theirs from it; acting actions have only dry_run). */
   readonly query: unknown
+  /** The request's body as validated by the action's schema (null or undefined when none was sent). */
+  readonly body: unknown
   readonly config: Config
   /** Synapse, tracked: a changing call is sent only after the intent record is on disk. */
   readonly synapse: TrackedSynapse

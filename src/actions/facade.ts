@@ -67,7 +67,7 @@ export function createContexts ({ config, synapse, rooms, audit, metrics, adminU
   }
 
   /** What the action (and the pipeline's own steps) may use during one attempt. */
-  return function contextFor (attempt: Attempt, requestId: string, log: FastifyBaseLogger, query: unknown): ActionContext {
+  return function contextFor (attempt: Attempt, requestId: string, log: FastifyBaseLogger, query: unknown, body?: unknown): ActionContext {
     const tracked = trackedSynapse(async (call) => await track(attempt, requestId, log, call))
     const users = new Map<string, Promise<LookedUpUser>>()
     const states = new Map<string, Promise<RoomSnapshot>>()
@@ -79,6 +79,7 @@ export function createContexts ({ config, synapse, rooms, audit, metrics, adminU
     return {
       caller: attempt.actor as NonNullable<Attempt['actor']>,
       query,
+      body,
       config,
       synapse: tracked,
       rooms,
