@@ -49,7 +49,7 @@ for (const version of SYNAPSE_VERSIONS) {
     t.equal(loginStatus(h, jill, password), 200)
     t.equal(h.user(jill).devices.length, 3, 'the two sessions stay (and the new login adds one)')
     t.notOk((await traces(h)).includes(password), 'the generated password is nowhere in the audit, the log or the metrics')
-    const other = await h.call('POST', reset(jill), { rawBody: '' , headers: { 'content-type': 'application/json' } })
+    const other = await h.call('POST', reset(jill), { rawBody: '', headers: { 'content-type': 'application/json' } })
     t.equal(other.status, 400, 'an empty body with a JSON content type is refused for a POST')
     const again = await h.call('POST', reset(jill))
     t.equal(again.status, 200, again.text)
