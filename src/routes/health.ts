@@ -5,6 +5,7 @@ import { SynapseCallError, type SynapseClient, type SynapseResponse } from '../s
 import { sendProblem } from '../error-handler.js'
 import { ProblemRef } from '../schemas.js'
 import { SERVER_VERSION_PATH, serverVersionOf, type VersionWatch } from '../synapse/version.js'
+import { answerOtherMethods } from './methods.js'
 
 const CHECK_TTL_MS = 5000
 const PROBE_TIMEOUT_MS = 3000
@@ -143,4 +144,6 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (fas
     if (notReady !== undefined) return sendProblem(reply, notReady)
     return { status: 'ready' as const, synapse_version: versions?.current ?? null, synapse_breaker: breakerOf(synapse) }
   })
+  answerOtherMethods(fastify, '/healthz', ['GET'])
+  answerOtherMethods(fastify, '/readyz', ['GET'])
 }
