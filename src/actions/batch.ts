@@ -14,7 +14,7 @@ import type { ActionDefinition } from './action.js'
 import { heldApproval } from './approval.js'
 import { newAttempt } from './attempt.js'
 import { checkOrg, policyCaller, refusal } from './decision.js'
-import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
+import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey, storedAnswer, type IdempotencyClaim } from './idempotency.js'
 import type { RequestLimits } from './limits.js'
 import { successOutcome, type Pipeline } from './pipeline.js'
 import type { createActionValidators } from './validation.js'
@@ -146,7 +146,11 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
       done(null, payload)
       return
     }
-    settleKey(state.idempotency, claim, reply, payload).finally(() => { done(null, payload) })
+    // Items' fields given once (a generated password) are never stored: a replay answers without them.
+    const items = (request.body as { items?: Array<{ action?: unknown }> } | undefined)?.items ?? []
+    const fieldsOf = (index: number | undefined) => byName.get(String(items[index ?? -1]?.action))?.answeredOnce
+    const stored = items.some((_item, index) => fieldsOf(index) !== undefined) ? storedAnswer(payload, fieldsOf, true) : payload
+    settleKey(state.idempotency, claim, reply, stored).finally(() => { done(null, payload) })
   })
 
   fastify.post('/v1/batch', {

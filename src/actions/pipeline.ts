@@ -98,7 +98,7 @@ export function createPipeline (options: PipelineOptions) {
     }
     if (!audit.available) throw auditUnavailable()
 
-    const context = contextFor(attempt, requestId, log, input.query)
+    const context = contextFor(attempt, requestId, log, input.query, input.body)
     const { room, unknown } = target.room === undefined ? { room: undefined, unknown: undefined } : await resolveNamed(rooms, target.room, context.synapse)
     if (room !== undefined) attempt.roomId = room.id
     const facts = room === undefined ? (unknown === undefined ? null : unknownRoomFacts(target.room as string)) : await roomFacts(policy, rooms, context.synapse, room)
