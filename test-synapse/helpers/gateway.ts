@@ -40,7 +40,7 @@ export interface Gateway {
   url: string
   /** A valid HS256 token (sub helpdesk-bot, role matrix-admin), any claim overridden. */
   token: (claims?: JwtClaims) => string
-  call: (method: 'GET' | 'POST' | 'DELETE', path: string, options?: { body?: unknown, token?: string }) => Promise<Answer>
+  call: (method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options?: { body?: unknown, token?: string }) => Promise<Answer>
   /** Audit records written so far, parsed. */
   audit: () => Array<Record<string, any>>
 }
