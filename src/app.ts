@@ -25,6 +25,7 @@ import { implicitPolicy, loadPolicyFile, type Policy } from './policy/index.js'
 import type { TrackedSynapse } from './synapse/calls.js'
 import { createSynapseClient } from './synapse/client.js'
 import { createRoomDirectory, type RoomDirectoryOptions } from './synapse/rooms.js'
+import { SERVER_VERSION_PATH, createVersionWatch, releaseOf, serverVersionOf } from './synapse/version.js'
 import { createSharedState } from './state/shared.js'
 
 declare module 'fastify' {
@@ -61,6 +62,11 @@ export interface BuildOptions {
   synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }
   /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
   roomFacts?: RoomDirectoryOptions
+  /**
+   * Ask Synapse its version once listening, without waiting for the answer (src/server.ts does);
+   * otherwise /readyz and the first action that needs it read it.
+   */
+  readSynapseVersionAtStart?: boolean
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */
@@ -161,12 +167,29 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     }
   })
   const rooms = createRoomDirectory(options.roomFacts)
+  // Synapse's version: logged once known (and when it changes); read at start without waiting for it.
+  const versions = createVersionWatch({
+    onChange: (version, previous) => {
+      const readable = releaseOf(version) !== undefined
+      const fields = { synapse_version: version, ...(previous === undefined ? {} : { previous_version: previous }), synapse_url: config.synapse.url }
+      if (readable) logger.info(fields, previous === undefined ? `Synapse version ${version}` : `Synapse version changed from ${previous} to ${version}`)
+      else logger.warn(fields, `Synapse reports version "${version}", which is not a release number: actions that need a newer Synapse are not refused for it`)
+    }
+  })
+  if (options.readSynapseVersionAtStart === true) {
+    fastify.addHook('onListen', (done) => {
+      synapse.probe(SERVER_VERSION_PATH, Math.min(config.synapse.timeoutMs, 5000))
+        .then((response) => { versions.note(serverVersionOf(response)) })
+        .catch((error: unknown) => { logger.info({ err: { message: (error as Error).message } }, 'Synapse\'s version could not be read at start; /readyz and the actions that need it read it again') })
+      done()
+    })
+  }
   const state = createSharedState({
     redisUrl: config.redisUrl,
     idempotencyTtlS: config.idempotencyTtlS,
     idempotencyMaxBytes: config.idempotencyMaxBytes,
-    // A replica that died mid-request must not hold the key for ever: the request's whole budget and a margin.
-    inFlightTtlS: Math.ceil((config.synapse.timeoutMs + config.synapse.queueTimeoutMs) / 1000) + 30,
+    // A replica that died mid-request must not hold the key for ever: the request's whole budget (a deactivation's, the longest) and a margin.
+    inFlightTtlS: Math.ceil((Math.max(config.synapse.timeoutMs, config.synapse.deactivateTimeoutMs) + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger
   })
   const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, checkpoint: config.auditCheckpoint, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
@@ -237,9 +260,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await fastify.register(clientRequestIdPlugin)
   await fastify.register(openapi, { docsEnabled: config.docsEnabled, publicUrl: config.publicUrl })
   await fastify.register(authPlugin, { jwt: config.jwt, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
-  await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
+  await fastify.register(healthRoutes, { synapse, versions, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
   await fastify.register(meRoute, { policy: () => policy })
-  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount })
+  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount, versions })
   if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
 
   return fastify

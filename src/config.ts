@@ -31,6 +31,7 @@ export const EnvSchema = Type.Object({
   SYNAPSE_TIMEOUT_MS: Integer({ minimum: 100, maximum: 600000, default: '10000' }),
   SYNAPSE_MAX_CONCURRENCY: Integer({ minimum: 1, maximum: 10000, default: '64' }),
   SYNAPSE_QUEUE_TIMEOUT_MS: Integer({ minimum: 0, maximum: 600000, default: '2000' }),
+  SYNAPSE_DEACTIVATE_TIMEOUT_MS: Integer({ minimum: 100, maximum: 3600000, default: '120000' }),
   SHUTDOWN_GRACE_MS: Integer({ minimum: 1000, maximum: 3600000, default: '30000' }),
   JWT_SECRET: Type.Optional(Type.String()),
   JWT_SECRET_FILE: Type.Optional(Type.String()),
@@ -78,7 +79,7 @@ export const EnvSchema = Type.Object({
 })
 export type Env = Static<typeof EnvSchema>
 
-const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'IDEMPOTENCY_MAX_BYTES', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S', 'APPROVAL_TTL_S', 'APPROVAL_MAX_ENTRIES', 'APPROVAL_MAX_BYTES'] as const
+const INTEGER_VARIABLES = ['PORT', 'METRICS_PORT', 'SYNAPSE_TIMEOUT_MS', 'SYNAPSE_MAX_CONCURRENCY', 'SYNAPSE_QUEUE_TIMEOUT_MS', 'SYNAPSE_DEACTIVATE_TIMEOUT_MS', 'SHUTDOWN_GRACE_MS', 'IDEMPOTENCY_TTL_S', 'IDEMPOTENCY_MAX_BYTES', 'BATCH_MAX_ITEMS', 'BATCH_CONCURRENCY', 'JWT_CLOCK_TOLERANCE_S', 'JWT_MAX_AGE_S', 'RATE_LIMIT_PER_MINUTE', 'RATE_LIMIT_PER_IP_PER_MINUTE', 'AUDIT_CHECKPOINT_INTERVAL_S', 'APPROVAL_TTL_S', 'APPROVAL_MAX_ENTRIES', 'APPROVAL_MAX_BYTES'] as const
 
 /** What a well-formed value looks like, for the variables whose form is not a number or a choice. */
 const EXAMPLES: Partial<Record<keyof Env, string>> = {
@@ -401,7 +402,9 @@ export function loadConfig (rawEnv: Record<string, string | undefined>) {
       serverName: env.SYNAPSE_SERVER_NAME,
       timeoutMs: Number(env.SYNAPSE_TIMEOUT_MS),
       maxConcurrency: Number(env.SYNAPSE_MAX_CONCURRENCY),
-      queueTimeoutMs: Number(env.SYNAPSE_QUEUE_TIMEOUT_MS)
+      queueTimeoutMs: Number(env.SYNAPSE_QUEUE_TIMEOUT_MS),
+      /** user.deactivate's own timeout: Synapse may take minutes for a user in many rooms. */
+      deactivateTimeoutMs: Number(env.SYNAPSE_DEACTIVATE_TIMEOUT_MS)
     },
     jwt: {
       verification: verification as JwtVerification,

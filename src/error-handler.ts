@@ -46,7 +46,21 @@ function fromValidation (error: ForeignError, body?: unknown): GatewayError {
     const known = bodyFields(body)
     return problem('invalid_body', `Unknown field "${field}"${known.length === 0 ? '' : `: the body takes only ${known.join(' and ')}`}.`)
   }
+  // A field that says what it takes (new_password, erase…): named, its value never repeated.
+  const field = first?.instancePath.split('/')[1]
+  const described = field === undefined || field === 'user_id' ? undefined : fieldDescription(body, field)
+  if (described !== undefined) return problem('invalid_body', `"${field}" is not valid: ${described}`)
   return problem('invalid_body', DETAILS.invalid_body)
+}
+
+/** The description of a body field, from the route's body schema (an optional body is a union with null). */
+function fieldDescription (schema: unknown, field: string): string | undefined {
+  const candidates = [schema, ...((schema as { anyOf?: unknown[] } | undefined)?.anyOf ?? [])]
+  for (const candidate of candidates) {
+    const description = (candidate as { properties?: Record<string, { description?: unknown }> } | undefined)?.properties?.[field]?.description
+    if (typeof description === 'string') return description
+  }
+  return undefined
 }
 
 /** Turns anything thrown inside the app, Fastify's and plugins' errors included, into our problem. */

@@ -14,6 +14,7 @@ export const PROBLEMS = {
   room_not_local: { status: 400, title: 'Room alias is not local to this homeserver', outcome: 'invalid' },
   invalid_request: { status: 400, title: 'Malformed request', outcome: 'invalid' },
   reason_required: { status: 400, title: 'A reason is required', outcome: 'invalid' },
+  password_rejected: { status: 400, title: 'Synapse refused the password', outcome: 'failed' },
   missing_token: { status: 401, title: 'Bearer token required', outcome: 'denied' },
   invalid_token: { status: 401, title: 'Invalid token', outcome: 'denied' },
   token_expired: { status: 401, title: 'Token expired', outcome: 'denied' },
@@ -48,6 +49,9 @@ export const PROBLEMS = {
   approval_expired: { status: 410, title: 'Approval expired', outcome: 'denied' },
   approvals_full: { status: 503, title: 'Too many pending approvals', outcome: 'failed' },
   internal_error: { status: 500, title: 'Internal error', outcome: 'failed' },
+  // The running Synapse cannot do the action: nothing was changed (src/synapse/version.ts).
+  not_supported_by_synapse: { status: 501, title: 'Not supported by this Synapse version', outcome: 'failed' },
+  delegated_to_mas: { status: 501, title: 'Delegated to the Matrix Authentication Service', outcome: 'failed' },
   upstream_error: { status: 502, title: 'Bad answer from Synapse', outcome: 'failed' },
   upstream_auth_failed: { status: 502, title: 'Synapse rejected the admin token', outcome: 'failed' },
   upstream_unavailable: { status: 503, title: 'Synapse unavailable', outcome: 'failed' },

@@ -9,7 +9,7 @@ let config
 let app
 try {
   config = loadConfig(process.env)
-  app = await buildApp(config)
+  app = await buildApp(config, { readSynapseVersionAtStart: true })
 } catch (error) {
   if (!(error instanceof ConfigError) && !(error instanceof PolicyError)) throw error
   process.stderr.write(`${error.message}\n`)

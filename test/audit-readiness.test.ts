@@ -45,7 +45,7 @@ t.test('/readyz stays 200 while the breaker is open, and shows which kind of cal
   t.equal(h.homeserver.callsTo('join').length, joins, 'and no join was sent')
   t.same(await readiness(h), { status: 200, code: undefined }, 'Synapse itself answers the probes: ready')
   const body = await (await request(`${h.url}/readyz`)).body.json()
-  t.same(body, { status: 'ready', synapse_breaker: { state: 'open', calls: { join: 'open' } } }, '/readyz names the paused kind of call')
+  t.same(body, { status: 'ready', synapse_version: '1.163.2', synapse_breaker: { state: 'open', calls: { join: 'open' } } }, '/readyz names the paused kind of call')
 })
 
 t.test('answers about one room (502 "Failed to fetch alias" with a Matrix errcode) do not open the breaker', async (t) => {

@@ -19,7 +19,7 @@ t.test('/healthz always; /readyz when Synapse accepts the admin token (checked a
   t.same(await health.body.json(), { status: 'ok' })
   const ready = await request(`${h.url}/readyz`)
   t.equal(ready.statusCode, 200)
-  t.same(await ready.body.json(), { status: 'ready', synapse_breaker: { state: 'closed', calls: {} } })
+  t.same(await ready.body.json(), { status: 'ready', synapse_version: '1.163.2', synapse_breaker: { state: 'closed', calls: {} } })
   t.equal(h.homeserver.callsTo('whoami').length, 1)
   t.equal(h.homeserver.callsTo('whoami')[0]?.authorization, `Bearer ${ADMIN_TOKEN}`)
   await (await request(`${h.url}/readyz`)).body.dump()

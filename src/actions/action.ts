@@ -34,6 +34,11 @@ export interface ActionDefinition<Params extends TSchema = TSchema, Body extends
   /** Problems this action can answer besides the pipeline's own. */
   problems: ProblemCode[]
   /**
+   * Fields of the 200 answer that are given once (a generated password): never stored with the
+   * Idempotency-Key's answer, so a replay answers without them.
+   */
+  answeredOnce?: string[]
+  /**
    * Preconditions, in order: the real call runs the gateway's own (stopping at the first failure),
    * a dry run shows them all with the ones Synapse checks itself (src/actions/checks.ts).
    */
@@ -67,12 +72,16 @@ export interface ActionContext {
   readonly caller: Caller
   /** The route's query string, parsed (reads that page take theirs from it; acting actions have only dry_run). */
   readonly query: unknown
+  /** The request's body as validated by the action's schema (null or undefined when none was sent). */
+  readonly body: unknown
   readonly config: Config
   /** Synapse, tracked: a changing call is sent only after the intent record is on disk. */
   readonly synapse: TrackedSynapse
   readonly rooms: RoomDirectory
   /** The gateway's own Synapse account (whoami, remembered once known). */
   adminUserId: () => Promise<string>
+  /** Synapse's version (server_version, asked again after a minute). */
+  synapseVersion: () => Promise<string>
   /** Facts the checks share within one request (the user lookup, the room's state), fetched once. */
   readonly facts: RequestFacts
 }

@@ -11,7 +11,7 @@ import { DryRunQuery, problemResponses } from '../schemas.js'
 import type { SharedState } from '../state/shared.js'
 import type { ActionDefinition } from './action.js'
 import { newAttempt } from './attempt.js'
-import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
+import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, storedAnswer, type IdempotencyClaim } from './idempotency.js'
 import { successOutcome, type Pipeline } from './pipeline.js'
 import type { createActionValidators } from './validation.js'
 
@@ -121,7 +121,11 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
       done(null, payload)
       return
     }
-    settleKey(state.idempotency, claim, reply, payload).finally(() => { done(null, payload) })
+    // Items' fields given once (a generated password) are never stored: a replay answers without them.
+    const items = (request.body as { items?: Array<{ action?: unknown }> } | undefined)?.items ?? []
+    const fieldsOf = (index: number | undefined) => byName.get(String(items[index ?? -1]?.action))?.answeredOnce
+    const stored = items.some((_item, index) => fieldsOf(index) !== undefined) ? storedAnswer(payload, fieldsOf, true) : payload
+    settleKey(state.idempotency, claim, reply, stored).finally(() => { done(null, payload) })
   })
 
   fastify.post('/v1/batch', {

@@ -4,9 +4,10 @@ import type { Config } from '../config.js'
 import { problem, type GatewayError } from '../errors.js'
 import type { Metrics } from '../metrics.js'
 import { callFailure, lookedUpUser, type LookedUpUser } from '../synapse/answers.js'
-import { trackedSynapse, type TrackedSynapse } from '../synapse/calls.js'
+import { SYNAPSE_CALLS, trackedSynapse, type TrackedSynapse } from '../synapse/calls.js'
 import { SynapseCallError, type SynapseCall, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
 import { snapshot, type RoomDirectory, type RoomSnapshot } from '../synapse/rooms.js'
+import { createVersionWatch, hasRelease, notSupported, type VersionWatch } from '../synapse/version.js'
 import type { ActionContext } from './action.js'
 import { intentRecord, type Attempt } from './attempt.js'
 
@@ -20,6 +21,8 @@ export interface FacadeOptions {
   metrics: Metrics
   /** The gateway's own account, asked of Synapse (whoami) once and remembered. */
   adminUserId: (synapse: TrackedSynapse) => Promise<string>
+  /** Synapse's version, for calls that need a release (`needs`); default: one of its own. */
+  versions?: VersionWatch
 }
 
 export function auditUnavailable (): GatewayError {
@@ -31,8 +34,13 @@ export function auditUnavailable (): GatewayError {
  * (the attempt's deadline, metrics, the audit's `upstream`); a changing call is sent only once
  * its intent record is on disk, so an action cannot reach Synapse without it.
  */
-export function createContexts ({ config, synapse, rooms, audit, metrics, adminUserId }: FacadeOptions) {
+export function createContexts ({ config, synapse, rooms, audit, metrics, adminUserId, versions = createVersionWatch({ onChange: () => {} }) }: FacadeOptions) {
   async function track (attempt: Attempt, requestId: string, log: FastifyBaseLogger, call: SynapseCall): Promise<SynapseResponse> {
+    // Before the intent record: a call this Synapse cannot honour is refused unsent.
+    if (call.needs !== undefined) {
+      const version = await versions.fresh(async () => await track(attempt, requestId, log, SYNAPSE_CALLS.serverVersion()))
+      if (!hasRelease(version, call.needs.since)) throw notSupported(call.needs, version)
+    }
     if (call.changes && !attempt.intentWritten) {
       if (!audit.intent(requestId, intentRecord(attempt))) throw auditUnavailable()
       attempt.intentWritten = true
@@ -59,7 +67,7 @@ export function createContexts ({ config, synapse, rooms, audit, metrics, adminU
   }
 
   /** What the action (and the pipeline's own steps) may use during one attempt. */
-  return function contextFor (attempt: Attempt, requestId: string, log: FastifyBaseLogger, query: unknown): ActionContext {
+  return function contextFor (attempt: Attempt, requestId: string, log: FastifyBaseLogger, query: unknown, body?: unknown): ActionContext {
     const tracked = trackedSynapse(async (call) => await track(attempt, requestId, log, call))
     const users = new Map<string, Promise<LookedUpUser>>()
     const states = new Map<string, Promise<RoomSnapshot>>()
@@ -71,10 +79,12 @@ export function createContexts ({ config, synapse, rooms, audit, metrics, adminU
     return {
       caller: attempt.actor as NonNullable<Attempt['actor']>,
       query,
+      body,
       config,
       synapse: tracked,
       rooms,
       adminUserId: async () => await adminUserId(tracked),
+      synapseVersion: async () => await versions.fresh(tracked.serverVersion),
       facts: {
         user: async (userId) => await once(users, userId, async () => lookedUpUser(await tracked.lookupUser(userId))),
         room: async (roomId, scope = {}) => await once(states, `${roomId} ${scope.powerUsers === true}`, async () => {

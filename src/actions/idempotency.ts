@@ -71,6 +71,39 @@ export async function settleKey (store: IdempotencyStore, claim: IdempotencyClai
   }
 }
 
+/** Removes the fields from an answer's body; true when one was there. */
+function strip (body: unknown, fields: readonly string[] | undefined): boolean {
+  if (fields === undefined || typeof body !== 'object' || body === null) return false
+  let stripped = false
+  for (const field of fields) {
+    if (!Object.hasOwn(body, field)) continue
+    delete (body as Record<string, unknown>)[field]
+    stripped = true
+  }
+  return stripped
+}
+
+/**
+ * The answer as stored for replays: without the fields an action gives only once (a generated
+ * password), in the answer itself (`fieldsOf(undefined)`) or in each item of a batch's `results`
+ * (`fieldsOf(index)`). An answer that cannot be read is not stored (undefined) rather than stored whole.
+ */
+export function storedAnswer (payload: unknown, fieldsOf: (index: number | undefined) => readonly string[] | undefined, batch: boolean): unknown {
+  if (typeof payload !== 'string') return payload
+  let answer: unknown
+  try {
+    answer = JSON.parse(payload)
+  } catch {
+    return undefined
+  }
+  let changed = false
+  if (!batch) changed = strip(answer, fieldsOf(undefined))
+  for (const result of batch ? (answer as { results?: Array<{ index?: unknown, body?: unknown }> } | null)?.results ?? [] : []) {
+    if (typeof result.index === 'number' && strip(result.body, fieldsOf(result.index))) changed = true
+  }
+  return changed ? JSON.stringify(answer) : payload
+}
+
 /** The outcome a replayed answer stands for, for its audit record. */
 export function replayedOutcome (status: number, body: string): Outcome {
   if (status < 400) return 'success'

@@ -99,7 +99,7 @@ export function createPipeline (options: PipelineOptions) {
     }
     if (!audit.available) throw auditUnavailable()
 
-    const context = contextFor(attempt, requestId, log, input.query)
+    const context = contextFor(attempt, requestId, log, input.query, input.body)
     const room = target.room === undefined ? undefined : await rooms.resolve(target.room, context.synapse)
     if (room !== undefined) attempt.roomId = room.id
     const facts = room === undefined ? null : await roomFacts(policy, rooms, context.synapse, room)

@@ -8,7 +8,7 @@ import type { SharedState } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
 import { newAttempt, type Attempt } from './attempt.js'
 import { batchRoute } from './batch.js'
-import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
+import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, storedAnswer } from './idempotency.js'
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
 import { createActionValidators } from './validation.js'
 
@@ -67,7 +67,10 @@ function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition
       done(null, payload)
       return
     }
-    settleKey(state.idempotency, attempt.idempotency, reply, payload).finally(() => { done(null, payload) })
+    // A field given once (a generated password) is never stored: a replay answers without it.
+    const answeredOnce = actionOf(request)?.answeredOnce
+    const stored = answeredOnce === undefined ? payload : storedAnswer(payload, () => answeredOnce, false)
+    settleKey(state.idempotency, attempt.idempotency, reply, stored).finally(() => { done(null, payload) })
   })
 
   for (const action of actions) {

@@ -4,6 +4,7 @@ import { problem, type ProblemCode } from '../errors.js'
 import { SynapseCallError, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
 import { sendProblem } from '../error-handler.js'
 import { ProblemRef } from '../schemas.js'
+import { SERVER_VERSION_PATH, serverVersionOf, type VersionWatch } from '../synapse/version.js'
 
 const CHECK_TTL_MS = 5000
 const PROBE_TIMEOUT_MS = 3000
@@ -18,7 +19,7 @@ const errcodeOf = (response: SynapseResponse) => (response.json as { errcode?: u
  * so probes do not load Synapse. These probes bypass the gateway's own cap and breaker: readiness
  * reports Synapse, not the gateway's load, so a busy replica is not taken out of service.
  */
-function cachedSynapseCheck (synapse: SynapseClient): () => Promise<CheckResult> {
+function cachedSynapseCheck (synapse: SynapseClient, versions: VersionWatch | undefined): () => Promise<CheckResult> {
   let last: { at: number, result: CheckResult } | undefined
   let inFlight: Promise<CheckResult> | undefined
   async function check (): Promise<CheckResult> {
@@ -29,7 +30,10 @@ function cachedSynapseCheck (synapse: SynapseClient): () => Promise<CheckResult>
       const userId = (whoami.json as { user_id?: unknown } | undefined)?.user_id
       if (whoami.status !== 200 || typeof userId !== 'string') return 'unexpected_answer'
       const admin = await synapse.probe(`/_synapse/admin/v2/users/${encodeURIComponent(userId)}`, PROBE_TIMEOUT_MS)
-      if (admin.status === 200 && typeof admin.json === 'object') return 'ok'
+      if (admin.status === 200 && typeof admin.json === 'object') {
+        if (versions !== undefined) await noteVersion(synapse, versions)
+        return 'ok'
+      }
       if (admin.status === 403 && errcodeOf(admin) === 'M_FORBIDDEN') return 'not_admin'
       if (admin.status === 401) return 'token_rejected'
       if (admin.status === 404 || errcodeOf(admin) === 'M_UNRECOGNIZED') return 'admin_api_missing'
@@ -47,6 +51,13 @@ function cachedSynapseCheck (synapse: SynapseClient): () => Promise<CheckResult>
     }).finally(() => { inFlight = undefined })
     return await inFlight
   }
+}
+
+/** Synapse's version as /readyz shows it; an answer without one does not make the replica unready. */
+async function noteVersion (synapse: SynapseClient, versions: VersionWatch): Promise<void> {
+  try {
+    versions.note(serverVersionOf(await synapse.probe(SERVER_VERSION_PATH, PROBE_TIMEOUT_MS)))
+  } catch {}
 }
 
 const NOT_READY: Record<Exclude<CheckResult, 'ok'>, { code: ProblemCode, detail: string }> = {
@@ -78,14 +89,16 @@ function breakerOf (synapse: SynapseClient) {
 
 export interface HealthOptions {
   synapse: SynapseClient
+  /** Synapse's version, read by the probes and shown; unset: not shown. */
+  versions?: VersionWatch
   /** False while the audit destination cannot be written. */
   auditAvailable: () => boolean
   /** Told each time readiness is computed (for the readiness gauge). */
   onReadiness?: (ready: boolean) => void
 }
 
-export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, { synapse, auditAvailable, onReadiness }) => {
-  const synapseCheck = cachedSynapseCheck(synapse)
+export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, { synapse, versions, auditAvailable, onReadiness }) => {
+  const synapseCheck = cachedSynapseCheck(synapse, versions)
 
   fastify.get('/healthz', {
     schema: {
@@ -104,7 +117,11 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (fas
       summary: 'Readiness: Synapse accepts the admin token, the audit log can be written, signing keys are loaded',
       security: [],
       response: {
-        200: Type.Object({ status: Type.Literal('ready'), synapse_breaker: BreakerSchema }, { description: 'Ready to serve actions; `synapse_breaker` says which kinds of call are paused.' }),
+        200: Type.Object({
+          status: Type.Literal('ready'),
+          synapse_version: Type.Union([Type.String(), Type.Null()], { description: 'What Synapse reports (GET /_synapse/admin/v1/server_version); null until it has answered.' }),
+          synapse_breaker: BreakerSchema
+        }, { description: 'Ready to serve actions; `synapse_version` is the Synapse they run against; `synapse_breaker` says which kinds of call are paused.' }),
         503: {
           description: 'Not ready; `code` says why: audit_unavailable, upstream_unavailable, upstream_auth_failed, upstream_error or keys_unavailable.',
           content: { 'application/problem+json': { schema: ProblemRef } }
@@ -124,6 +141,6 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (fas
     }
     onReadiness?.(notReady === undefined)
     if (notReady !== undefined) return sendProblem(reply, notReady)
-    return { status: 'ready' as const, synapse_breaker: breakerOf(synapse) }
+    return { status: 'ready' as const, synapse_version: versions?.current ?? null, synapse_breaker: breakerOf(synapse) }
   })
 }

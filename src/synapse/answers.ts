@@ -103,6 +103,10 @@ export interface LookedUpUser {
   shadowBanned: boolean
   displayname: string | null
   creationTs: number | null
+  /** undefined where Synapse does not say (1.67 reports none of these three). */
+  locked: boolean | undefined
+  suspended: boolean | undefined
+  erased: boolean | undefined
 }
 
 /** GET /_synapse/admin/v2/users/<id>: the user's state, or why we cannot act on them. */
@@ -118,7 +122,10 @@ export function lookedUpUser (response: SynapseResponse): LookedUpUser {
       admin: flag(body.admin) ?? false,
       shadowBanned: flag(body.shadow_banned) ?? false,
       displayname: typeof body.displayname === 'string' ? body.displayname : null,
-      creationTs: typeof body.creation_ts === 'number' ? body.creation_ts : null
+      creationTs: typeof body.creation_ts === 'number' ? body.creation_ts : null,
+      locked: flag(body.locked),
+      suspended: flag(body.suspended),
+      erased: flag(body.erased)
     }
   }
   if (response.status === 404) throw problem('user_not_found', USER_NOT_FOUND, { matrixErrcode: errcode })

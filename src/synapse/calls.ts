@@ -1,5 +1,6 @@
 import { changingCall, readCall, type SynapseCall, type SynapseResponse } from './client.js'
 import type { SelectionFactory } from './streamed.js'
+import { SERVER_VERSION_PATH } from './version.js'
 
 const enc = encodeURIComponent
 
@@ -12,6 +13,7 @@ export const SYNAPSE_CALLS = {
   lookupUser: (userId: string) => readCall('user_lookup', `/_synapse/admin/v2/users/${enc(userId)}`),
   resolveAlias: (alias: string) => readCall('directory', `/_matrix/client/v3/directory/room/${enc(alias)}`),
   whoami: () => readCall('whoami', '/_matrix/client/v3/account/whoami'),
+  serverVersion: () => readCall('server_version', SERVER_VERSION_PATH),
   roomDetails: (roomId: string) => readCall('room_details', `/_synapse/admin/v1/rooms/${enc(roomId)}`),
   /**
    * Streamed: only the state events `select` keeps are held (stateSelection). `type` asks Synapse

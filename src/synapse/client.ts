@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Pool, type Dispatcher } from 'undici'
 import { SynapseGuard, type CircuitState, type GuardOptions, type GuardRefusal } from './guard.js'
 import { selectedJson, type SelectionFactory } from './streamed.js'
+import type { SynapseFeature } from './version.js'
 
 export interface SynapseResponse {
   status: number
@@ -122,7 +123,8 @@ export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE'
  * One Synapse call, declared: its name (as metrics, the breaker and audit records know it) and
  * whether it can change anything. Changing calls only leave through the tracked façade after
  * their intent record (src/actions/facade.ts); `timeoutMs` replaces SYNAPSE_TIMEOUT_MS for a call
- * known to be slow; `select` streams a big answer, keeping only what it selects.
+ * known to be slow; `select` streams a big answer, keeping only what it selects; `needs` names the
+ * Synapse release the call needs (the façade refuses it, unsent, on an older one).
  */
 export interface SynapseCall {
   readonly name: string
@@ -132,6 +134,7 @@ export interface SynapseCall {
   readonly body?: unknown
   readonly timeoutMs?: number
   readonly select?: SelectionFactory
+  readonly needs?: SynapseFeature
 }
 
 /** A call that cannot change anything. */
@@ -139,7 +142,7 @@ export const readCall = (name: string, path: string, select?: SelectionFactory):
   ({ name, changes: false, method: 'GET', path, ...(select === undefined ? {} : { select }) })
 
 /** A call that may change Synapse: the façade writes the intent record before it is sent. */
-export const changingCall = (name: string, method: Exclude<HttpMethod, 'GET'>, path: string, body?: unknown, options: { timeoutMs?: number } = {}): SynapseCall =>
+export const changingCall = (name: string, method: Exclude<HttpMethod, 'GET'>, path: string, body?: unknown, options: { timeoutMs?: number, needs?: SynapseFeature } = {}): SynapseCall =>
   ({ name, changes: true, method, path, ...(body === undefined ? {} : { body }), ...options })
 
 export type CallName = SynapseCall['name']
