@@ -10,7 +10,7 @@
  */
 import t, { type Test as Tap } from 'tap'
 import { deviceIds, displayName, login, lookupUser, readMessages, registerWithPassword, sendMessage, tokenAccepted, type AccountUser } from './helpers/accounts.js'
-import { ACCOUNT_ACTIONS, accountCall, dryRunThenReal, said, send, type AccountCall } from './helpers/account-actions.js'
+import { ACCOUNT_ACTIONS, accountCall, dryRunThenReal, said, send, sendIdempotent, type AccountCall } from './helpers/account-actions.js'
 import { ALLOW_ALL, startGateway, type Answer } from './helpers/gateway.js'
 import { Matrix } from './helpers/matrix.js'
 import { atLeast, synapseVersion } from './helpers/target.js'
@@ -24,6 +24,7 @@ t.test('account actions through the gateway, by their effect on the real Synapse
   // Lock is enforced from 1.91 (the contract); suspension is recorded missing in 1.67 and present in 1.163.
   const canLock = atLeast(version, '1.91.0')
   const canSuspend = atLeast(version, '1.163.0') ? true : atLeast(version, '1.68.0') ? undefined : false
+  const reportsErasure = atLeast(version, '1.163.0') // 1.67's user lookup has no `erased`
   const on = (supported: boolean | undefined) => `Synapse ${version} (${supported === true ? 'has' : 'lacks'} the endpoint)`
 
   const [gw, otherAdmin, lockee, suspendee, leaver, resetee, erasee, batchReset, batchDeactivate] = await Promise.all([
@@ -51,12 +52,12 @@ t.test('account actions through the gateway, by their effect on the real Synapse
   }
   const logsIn = async (t: Tap, user: AccountUser, password = user.password, what = 'the user logs in') => {
     const outcome = await login(matrix, user.userId, password)
-    t.ok(outcome.ok, `${what} (${JSON.stringify(outcome)})`)
+    t.ok(outcome.ok, `${what} (HTTP ${outcome.status}${outcome.errcode === undefined ? '' : ` ${outcome.errcode}`})`)
     return outcome
   }
   const tokenWorks = async (t: Tap, token: string, what = 'the user\'s token is accepted') => {
     const outcome = await tokenAccepted(matrix, token)
-    t.ok(outcome.ok, `${what} (${JSON.stringify(outcome)})`)
+    t.ok(outcome.ok, `${what} (HTTP ${outcome.status}${outcome.errcode === undefined ? '' : ` ${outcome.errcode}`})`)
   }
 
   t.test('user.lock and user.unlock', async (t) => {
@@ -169,10 +170,21 @@ t.test('account actions through the gateway, by their effect on the real Synapse
     t.match(await tokenAccepted(matrix, chosenSession.token as string), { ok: false, errcode: 'M_UNKNOWN_TOKEN' }, 'and the session of the previous password')
     t.equal((await login(matrix, resetee.userId, chosen)).ok, false, 'the previous password is refused')
 
+    const key = `reset-${matrix.runId}`
+    const first = await sendIdempotent(gateway, generate, key)
+    t.equal(first.status, 200, said(generate, first))
+    const once = String(first.body?.password)
+    passwordsSet.push(once)
+    const replay = await sendIdempotent(gateway, generate, key)
+    t.equal(replay.status, 200, said(generate, replay))
+    t.equal(replay.headers['idempotent-replayed'], 'true', 'the retry with the same Idempotency-Key is a replay')
+    t.notOk('password' in (replay.body ?? {}), 'which answers without the password')
+    await logsIn(t, resetee, once, 'and did not reset again: the password of the first answer logs in')
+
     const short = accountCall('user.password.reset', resetee.userId, { new_password: 'short' })
     const refused = await send(gateway, short)
     t.equal(refused.status, 400, `a new_password under 12 characters is refused: ${said(short, refused)}`)
-    await logsIn(t, resetee, password, 'and Synapse never saw it: the generated password still logs in')
+    await logsIn(t, resetee, once, 'and Synapse never saw it: the password before still logs in')
   })
 
   t.test('user.deactivate with erase', async (t) => {
@@ -185,9 +197,17 @@ t.test('account actions through the gateway, by their effect on the real Synapse
     t.match(await login(matrix, erasee.userId, erasee.password), { ok: false, status: 403 }, 'a deactivated user cannot log in')
     t.match(await tokenAccepted(matrix, erasee.token), { ok: false, errcode: 'M_UNKNOWN_TOKEN' }, 'the old token is refused')
     t.equal(await displayName(matrix, gw.token, erasee.userId), null, 'erase: the display name is gone')
-    const again = await send(gateway, deactivate)
-    t.equal(again.status, 200, said(deactivate, again))
+    const plainRepeat = accountCall('user.deactivate', erasee.userId)
+    const again = await send(gateway, plainRepeat)
+    t.equal(again.status, 200, said(plainRepeat, again))
     t.match(again.body, { user_id: erasee.userId, changed: false }, 'a repeat answers changed: false')
+    // 1.67's user lookup does not say whether a user is erased, so the gateway asks Synapse to erase again.
+    const eraseRepeat = await send(gateway, deactivate)
+    t.equal(eraseRepeat.status, 200, said(deactivate, eraseRepeat))
+    t.match(eraseRepeat.body, { user_id: erasee.userId, erased: true, changed: !reportsErasure }, reportsErasure
+      ? `Synapse ${version} reports the erasure: a repeat with erase answers changed: false`
+      : `Synapse ${version} does not report erasure: a repeat with erase erases again (changed: true)`)
+    t.match(await login(matrix, erasee.userId, erasee.password), { ok: false, status: 403 }, 'and the user still cannot log in')
   })
 
   t.test('a batch with account items', async (t) => {
