@@ -118,6 +118,25 @@ const CASES: Record<string, Case[]> = {
     { promise: 'a matching deny always wins', action: 'room.join', request: { roles: 'helpdesk', ...support, user: '@admin-backup:example.com' }, verdict: 'DENIED by deny rule "helpdesk-never-touches-admins"' },
     { promise: 'join and remove only', action: 'room.promote', request: { roles: 'helpdesk', ...support, user: '@alice:example.com' }, verdict: 'DENIED: no rule allows it (what did not match: action)' }
   ],
+  'examples/policies/helpdesk-accounts.yaml': [
+    { promise: 'the helpdesk locks accounts', action: 'user.lock', request: { roles: 'helpdesk', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "helpdesk-accounts"' },
+    { promise: 'and unlocks them', action: 'user.unlock', request: { roles: 'helpdesk', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "helpdesk-accounts"' },
+    { promise: 'logs users out everywhere', action: 'user.logout', request: { roles: 'helpdesk', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "helpdesk-accounts"' },
+    { promise: 'resets passwords', action: 'user.password.reset', request: { roles: 'helpdesk', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "helpdesk-accounts"' },
+    { promise: 'for the users of example.com only', action: 'user.password.reset', request: { roles: 'helpdesk', user: '@alice:other.example' }, verdict: 'DENIED: no rule allows it (what did not match: user)' },
+    { promise: 'never for the operators\' admin accounts', action: 'user.password.reset', request: { roles: 'helpdesk', user: '@admin-ops:example.com' }, verdict: 'DENIED by deny rule "never-admin-accounts"' },
+    { promise: 'never locks them either', action: 'user.lock', request: { roles: 'helpdesk', user: '@admin-ops:example.com' }, verdict: 'DENIED by deny rule "never-admin-accounts"' },
+    { promise: 'suspending is the security team\'s', action: 'user.suspend', request: { roles: 'helpdesk', user: '@alice:example.com' }, verdict: 'DENIED: no rule allows it (what did not match: action)' },
+    { promise: 'and so is deactivating', action: 'user.deactivate', request: { roles: 'helpdesk', user: '@alice:example.com' }, verdict: 'DENIED: no rule allows it (what did not match: action)' }
+  ],
+  'examples/policies/security-team-accounts.yaml': [
+    { promise: 'the security team suspends accounts', action: 'user.suspend', request: { roles: 'security-team', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "security-team-accounts"' },
+    { promise: 'and unsuspends them', action: 'user.unsuspend', request: { roles: 'security-team', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "security-team-accounts"' },
+    { promise: 'deactivates them for good', action: 'user.deactivate', request: { roles: 'security-team', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "security-team-accounts"' },
+    { promise: 'locks and logs out a compromised account', action: 'user.logout', request: { roles: 'security-team', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "security-team-accounts"' },
+    { promise: 'for the users of example.com', action: 'user.deactivate', request: { roles: 'security-team', user: '@alice:other.example' }, verdict: 'DENIED: no rule allows it (what did not match: user)' },
+    { promise: 'the helpdesk cannot deactivate', action: 'user.deactivate', request: { roles: 'helpdesk', user: '@alice:example.com' }, verdict: 'DENIED: no rule allows it (what did not match: action)' }
+  ],
   'examples/policies/hr-read-only.yaml': [
     { promise: 'the HR tool reads who is where', action: 'room.members.read', request: { roles: 'hr-tool', org: 'acme', room: '!r:example.com' }, verdict: 'ALLOWED by rule "hr-tool-reads"' },
     { promise: 'and looks users up', action: 'user.read', request: { roles: 'hr-tool', org: 'acme', user: '@alice:example.com' }, verdict: 'ALLOWED by rule "hr-tool-reads"' },

@@ -25,7 +25,7 @@ export function generatePassword (): string {
 }
 
 const ResetBody = Type.Object({
-  new_password: Type.Optional(Type.String({ minLength: 12, maxLength: 512, description: 'At least 12 and at most 512 characters; leave it out to have the gateway generate one.' })),
+  new_password: Type.Optional(Type.String({ minLength: 12, maxLength: 512, description: 'Text of at least 12 and at most 512 characters; leave it out to have the gateway generate one.' })),
   logout_devices: Type.Optional(Type.Boolean({ description: 'End every session of the user (default true).' })),
   reason: Type.Optional(Reason)
 }, { additionalProperties: false })
