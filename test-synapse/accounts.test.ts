@@ -8,14 +8,22 @@
  * predicts the real call), and a batch carries account items. Where 1.67 lacks the endpoint
  * (lock: it ignores `locked`; suspend) the gateway answers 501 and nothing changes.
  */
+import { readFileSync } from 'node:fs'
 import t, { type Test as Tap } from 'tap'
+import { parse } from 'yaml'
 import { deviceIds, displayName, login, lookupUser, readMessages, registerWithPassword, sendMessage, tokenAccepted, type AccountUser } from './helpers/accounts.js'
 import { ACCOUNT_ACTIONS, accountCall, dryRunThenReal, said, send, sendIdempotent, type AccountCall } from './helpers/account-actions.js'
-import { ALLOW_ALL, startGateway, type Answer } from './helpers/gateway.js'
+import { ALLOW_ALL, startGateway, type Answer, type PolicyRule } from './helpers/gateway.js'
 import { Matrix } from './helpers/matrix.js'
 import { atLeast, synapseVersion } from './helpers/target.js'
 
 const enc = encodeURIComponent
+
+/** A policy of examples/policies/ with its server name (example.com) replaced by the tier's. */
+function examplePolicy (file: string, serverName: string): PolicyRule[] {
+  const text = readFileSync(new URL(`../examples/policies/${file}`, import.meta.url), 'utf8')
+  return (parse(text.replaceAll('example.com', serverName)) as { rules: PolicyRule[] }).rules
+}
 
 t.test('account actions through the gateway, by their effect on the real Synapse', async (t) => {
   const matrix = new Matrix()
@@ -233,6 +241,19 @@ t.test('account actions through the gateway, by their effect on the real Synapse
     t.equal((await login(matrix, batchDeactivate.userId, batchDeactivate.password)).ok, false, 'the deactivate item: the user cannot log in')
     t.equal(await displayName(matrix, gw.token, batchDeactivate.userId), 'Kept Example', 'without erase the display name stays')
     await tokenWorks(t, otherAdmin.token, 'the refused item changed nothing: the admin\'s token still works')
+  })
+
+  t.test('the example helpdesk policy: log out yes, deactivate no', async (t) => {
+    const helpdeskGateway = await startGateway(t, matrix, gw, { policy: examplePolicy('helpdesk-accounts.yaml', matrix.serverName) })
+    const helpdesk = helpdeskGateway.token({ sub: 'agent-7', roles: ['helpdesk'] })
+    const deactivate = accountCall('user.deactivate', leaver.userId)
+    const denied = await helpdeskGateway.call(deactivate.method, deactivate.path, { token: helpdesk })
+    t.match(denied, { status: 403, body: { code: 'policy_denied' } }, `the helpdesk may not deactivate: ${said(deactivate, denied)}`)
+    await logsIn(t, leaver, leaver.password, 'and the user still logs in')
+    const logout = accountCall('user.logout', leaver.userId)
+    const allowed = await helpdeskGateway.call(logout.method, logout.path, { token: helpdesk })
+    t.match(allowed, { status: 200, body: { user_id: leaver.userId } }, `the helpdesk may log users out: ${said(logout, allowed)}`)
+    t.same(await deviceIds(matrix, gw.token, leaver.userId), [], 'and the sessions are gone')
   })
 
   t.test('protected targets: the gateway\'s own account and server admins', async (t) => {
