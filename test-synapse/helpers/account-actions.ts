@@ -3,7 +3,6 @@
  * and a dry run checked against the real call it predicts.
  */
 import type { Test } from 'tap'
-import { request } from 'undici'
 import { segment, type Answer, type Gateway } from './gateway.js'
 
 export type AccountActionName = 'user.lock' | 'user.unlock' | 'user.suspend' | 'user.unsuspend' | 'user.logout' | 'user.password.reset' | 'user.deactivate'
@@ -37,23 +36,8 @@ export async function send (gateway: Gateway, call: AccountCall, query = ''): Pr
   return await gateway.call(call.method, `${call.path}${query}`, call.body === undefined ? {} : { body: call.body })
 }
 
-/** The call with an `Idempotency-Key` (Gateway.call sends no extra headers). */
 export async function sendIdempotent (gateway: Gateway, call: AccountCall, key: string): Promise<Answer> {
-  const response = await request(`${gateway.url}${call.path}`, {
-    method: call.method,
-    headers: {
-      authorization: `Bearer ${gateway.token()}`,
-      'idempotency-key': key,
-      ...(call.body === undefined ? {} : { 'content-type': 'application/json' })
-    },
-    body: call.body === undefined ? undefined : JSON.stringify(call.body),
-    headersTimeout: 30_000,
-    bodyTimeout: 30_000
-  })
-  const text = await response.body.text()
-  let body: any
-  try { body = JSON.parse(text) } catch { body = text }
-  return { status: response.statusCode, headers: response.headers, body }
+  return await gateway.call(call.method, call.path, { ...(call.body === undefined ? {} : { body: call.body }), headers: { 'idempotency-key': key } })
 }
 
 /** "PUT /v1/users/…/lock {…} answered 200 {…}", for assertion messages. */
