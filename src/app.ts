@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { CATALOG } from './actions/catalog.js'
 import { actionRoutes, actionOfPath } from './actions/routes.js'
+import { createApprovalStore } from './approvals/index.js'
 import { resultRecord } from './audit/fields.js'
 import { createAuditLog } from './audit/log.js'
 import authPlugin from './auth/plugin.js'
@@ -62,6 +63,8 @@ export interface BuildOptions {
   synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }
   /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
   roomFacts?: RoomDirectoryOptions
+  /** The clock approvals expire by (ms since the epoch; default Date.now) and how often the expiry sweep runs (default 60 000 ms); tests move them. */
+  approvals?: { now?: () => number, sweepMs?: number }
   /**
    * Ask Synapse its version once listening, without waiting for the answer (src/server.ts does);
    * otherwise /readyz and the first action that needs it read it.
@@ -192,6 +195,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     inFlightTtlS: Math.ceil((Math.max(config.synapse.timeoutMs, config.synapse.deactivateTimeoutMs) + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger
   })
+  const approvals = createApprovalStore(state.redis, { ...config.approvals, ...(options.approvals?.now === undefined ? {} : { now: options.approvals.now }) })
   const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, checkpoint: config.auditCheckpoint, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
   const fingerprint = configFingerprint(config)
   audit.start({ version, config_fingerprint: fingerprint, pid: process.pid })
@@ -248,6 +252,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     }))
   }
   fastify.addHook('onClose', async () => {
+    await approvals.close()
     await state.close()
     await synapse.close()
     fastify.stopAudit()
@@ -262,7 +267,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await fastify.register(authPlugin, { jwt: config.jwt, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
   await fastify.register(healthRoutes, { synapse, versions, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
   await fastify.register(meRoute, { policy: () => policy })
-  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount, versions })
+  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount, versions, approvals, approvalSweepMs: options.approvals?.sweepMs })
   if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
 
   return fastify

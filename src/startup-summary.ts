@@ -32,7 +32,8 @@ export function startupSummary (config: Config) {
       org_claim: config.jwt.orgClaim,
       allowed_orgs: config.allowedOrgs.length === 0 ? 'any (ALLOWED_ORGS unset)' : config.allowedOrgs
     },
-    synapse: { url: redactedUrl(config.synapse.url), server_name: config.synapse.serverName },
+    // Not known yet: Synapse is asked once listening, and its answer is logged on a line of its own.
+    synapse: { url: redactedUrl(config.synapse.url), server_name: config.synapse.serverName, version: 'asked once listening: see the "Synapse version" line and /readyz' },
     audit: {
       destination: config.auditLogFile ?? 'standard output',
       chained: config.auditChainKey !== undefined,
@@ -47,6 +48,7 @@ export function startupSummary (config: Config) {
       synapse_timeout_ms: config.synapse.timeoutMs,
       synapse_max_concurrency: config.synapse.maxConcurrency,
       synapse_queue_timeout_ms: config.synapse.queueTimeoutMs,
+      synapse_deactivate_timeout_ms: config.synapse.deactivateTimeoutMs,
       jwt_max_age_s: config.jwt.maxAgeS,
       jwt_clock_tolerance_s: config.jwt.clockToleranceS,
       batch_max_items: config.batchMaxItems,

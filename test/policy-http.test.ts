@@ -389,8 +389,9 @@ rules:
     actions: [room.remove]
 `)
   const me = async (claims: Record<string, unknown>) => (await send(h.url, 'GET', '/v1/me', h.token(claims))).body?.actions
-  t.same(await me({ org: 'acme', roles: [] }), ['room.join', 'room.remove', 'room.members.read', 'user.read'])
-  t.same(await me({ org: 'acme', roles: ['contractor'] }), ['room.join', 'room.members.read', 'user.read'])
+  const accountActions = ['user.lock', 'user.unlock', 'user.suspend', 'user.unsuspend', 'user.logout', 'user.password.reset', 'user.deactivate']
+  t.same(await me({ org: 'acme', roles: [] }), ['room.join', 'room.remove', 'room.members.read', 'user.read', ...accountActions])
+  t.same(await me({ org: 'acme', roles: ['contractor'] }), ['room.join', 'room.members.read', 'user.read', ...accountActions])
   t.same(await me({ org: 'example', roles: ['matrix-admin'] }), [])
   const promote = await send(h.url, 'POST', `/v1/rooms/${enc(ROOMS.publicTest)}/admins`, h.token({ org: 'acme' }), { user_id: '@alice:test.local' })
   t.equal(promote.body?.code, 'policy_denied')

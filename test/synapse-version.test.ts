@@ -5,7 +5,21 @@
  */
 import t from 'tap'
 import { request } from 'undici'
-import { hasRelease, releaseOf } from '../src/synapse/version.js'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pino } from 'pino'
+import { SimulatedHomeserver } from '../dev/homeserver/server.js'
+import { newAttempt } from '../src/actions/attempt.js'
+import { createContexts } from '../src/actions/facade.js'
+import { createAuditLog } from '../src/audit/log.js'
+import { loadConfig } from '../src/config.js'
+import { GatewayError } from '../src/errors.js'
+import { createMetrics } from '../src/metrics.js'
+import { ACCOUNT_CALLS } from '../src/synapse/accounts.js'
+import { createSynapseClient } from '../src/synapse/client.js'
+import { createRoomDirectory } from '../src/synapse/rooms.js'
+import { createVersionWatch, hasRelease, releaseOf } from '../src/synapse/version.js'
 import { startAccountHarness, userPath } from './helpers/accounts.js'
 import { startHarness } from './helpers/harness.js'
 import { collect, listening, spawnServer } from './helpers/process.js'
@@ -77,4 +91,27 @@ t.test('the server reads the version at start; Synapse down at start does not st
   t.equal((await request(`${url}/healthz`)).statusCode, 200, 'serving anyway')
   h.homeserver.fault = undefined
   t.match(await readiness(url), { status: 'ready', synapse_version: '1.163.2' })
+})
+
+t.test('the façade itself refuses a call that needs a newer Synapse: no intent record, nothing sent', async (t) => {
+  const homeserver = new SimulatedHomeserver({ synapseVersion: '1.67.0', adminToken: 'syt_facade' })
+  const url = await homeserver.listen()
+  const dir = mkdtempSync(join(tmpdir(), 'version-facade-'))
+  t.after(async () => { await homeserver.close(); rmSync(dir, { recursive: true, force: true }) })
+  const auditFile = join(dir, 'audit.log')
+  const config = loadConfig({ SYNAPSE_URL: url, SYNAPSE_ADMIN_TOKEN: 'syt_facade', SYNAPSE_SERVER_NAME: 'test.local', JWT_SECRET: 'unused-unused-unused-unused-unused-00', AUDIT_LOG_FILE: auditFile })
+  const synapse = createSynapseClient({ url, adminToken: 'syt_facade', timeoutMs: 2000, maxConcurrency: 4 })
+  t.after(async () => { await synapse.close() })
+  const log = pino({ level: 'silent' })
+  const contextFor = createContexts({ config, synapse, rooms: createRoomDirectory(), audit: createAuditLog({ file: auditFile, log }), metrics: createMetrics(), adminUserId: async () => '@admin:test.local', versions: createVersionWatch({ onChange: () => {} }) })
+  const attempt = newAttempt('user.lock')
+  attempt.actor = { sub: 'bot', org: null, roles: [], claims: {} }
+  const context = contextFor(attempt, 'req-1', log, {})
+  // Sent without the action's check in front: the call's own `needs` still stops it.
+  const refused = await context.synapse.send(ACCOUNT_CALLS.setLocked('@ana:test.local', true)).catch((error: unknown) => error)
+  t.ok(refused instanceof GatewayError)
+  t.equal((refused as GatewayError).problem, 'not_supported_by_synapse')
+  t.notOk(attempt.intentWritten)
+  t.notMatch(existsSync(auditFile) ? readFileSync(auditFile, 'utf8') : '', /"event":"intent"/)
+  t.same(homeserver.calls.map((call) => call.endpoint), ['server_version'], 'only the version was asked')
 })

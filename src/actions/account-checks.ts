@@ -2,7 +2,6 @@ import { Type } from '@sinclair/typebox'
 import { RemoveBody } from '../schemas.js'
 import type { LookedUpUser } from '../synapse/answers.js'
 import { hasRelease, type SynapseFeature } from '../synapse/version.js'
-import type { ActionContext } from './action.js'
 import { userExists, type CheckStep } from './checks.js'
 
 /**
@@ -65,9 +64,4 @@ export function stateAlready (name: string, holds: (user: LookedUpUser) => boole
 /** The checks every account action starts with, in order. */
 export function accountChecks ({ needs, refuseDeactivated }: { needs?: SynapseFeature, refuseDeactivated: boolean }): CheckStep[] {
   return [...(needs === undefined ? [] : [synapseHas(needs)]), userExists({ refuseDeactivated }), notProtectedAccount()]
-}
-
-/** The looked-up target, as the checks saw it (fetched once per request). */
-export async function targetUser (context: ActionContext, userId: string | undefined): Promise<LookedUpUser> {
-  return await context.facts.user(userId as string)
 }

@@ -80,7 +80,7 @@ export function suspendAnswer (response: SynapseResponse, userId: string, suspen
   if (answer[`user_${userId}_suspended`] !== suspend) throw unexpected(response, true)
 }
 
-export interface Device { device_id: string }
+interface Device { device_id: string }
 
 /** GET /_synapse/admin/v2/users/<u>/devices (d1): the IDs of the user's devices. */
 export function deviceIds (response: SynapseResponse): string[] {
