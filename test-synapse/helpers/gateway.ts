@@ -40,7 +40,7 @@ export interface Gateway {
   url: string
   /** A valid HS256 token (sub helpdesk-bot, role matrix-admin), any claim overridden. */
   token: (claims?: JwtClaims) => string
-  call: (method: 'GET' | 'POST' | 'DELETE', path: string, options?: { body?: unknown, token?: string }) => Promise<Answer>
+  call: (method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, options?: { body?: unknown, token?: string, headers?: Record<string, string> }) => Promise<Answer>
   /** Audit records written so far, parsed. */
   audit: () => Array<Record<string, any>>
 }
@@ -93,7 +93,8 @@ export async function startGateway (t: Tap, matrix: Matrix, admin: MatrixUser, o
         method,
         headers: {
           authorization: `Bearer ${callOptions.token ?? token()}`,
-          ...(callOptions.body === undefined ? {} : { 'content-type': 'application/json' })
+          ...(callOptions.body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...callOptions.headers
         },
         body: callOptions.body === undefined ? undefined : JSON.stringify(callOptions.body),
         headersTimeout: 30_000,
