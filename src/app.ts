@@ -61,6 +61,8 @@ export interface BuildOptions {
   synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }
   /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
   roomFacts?: RoomDirectoryOptions
+  /** When a stalled client gets 408: whole request 10 s, headers 5 s, checked every second; tests shorten them. */
+  clientTimeouts?: { requestMs?: number, headersMs?: number, checkEveryMs?: number }
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */
@@ -76,9 +78,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     bodyLimit: 4096,
     trustProxy: config.trustProxy,
     // Slow or stalled clients get 408 within seconds instead of holding a connection.
-    requestTimeout: 10_000,
+    requestTimeout: options.clientTimeouts?.requestMs ?? 10_000,
     keepAliveTimeout: 5_000,
-    http: { headersTimeout: 5_000, connectionsCheckingInterval: 1_000 },
+    http: { headersTimeout: options.clientTimeouts?.headersMs ?? 5_000, connectionsCheckingInterval: options.clientTimeouts?.checkEveryMs ?? 1_000 },
     // Our own 503 (problem+json, audited) for requests that arrive while shutting down.
     return503OnClosing: false,
     clientErrorHandler: answerClientError,

@@ -12,6 +12,7 @@ import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { startHarness, type Harness } from './helpers/harness.js'
 import { FakeIdp, rsaKey, ecKey, signWith } from './helpers/idp.js'
 import { waitFor } from './helpers/wait.js'
+import { manualClock } from './helpers/clock.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 const user = { user_id: '@alice:test.local' }
@@ -24,12 +25,6 @@ async function startIdp (t: { after: (fn: () => unknown) => void }) {
 }
 
 const until = async (check: () => Promise<boolean> | boolean, what: string) => { await waitFor(check, what) }
-
-/** A clock the test moves by hand: cooldowns pass when the test says so, not after a sleep. */
-function manualClock () {
-  let time = 1_000_000
-  return { now: () => time, advance: (ms: number) => { time += ms } }
-}
 
 /** JWKS fetches the gateway has finished (keys applied or failure recorded), by result. */
 async function fetchesDone (h: Harness, result: 'ok' | 'failed'): Promise<number> {

@@ -46,6 +46,7 @@ export interface HarnessOptions {
   synapseUrl?: string
   jwksTiming?: JwksTiming
   synapseBreaker?: BuildOptions['synapseBreaker']
+  clientTimeouts?: BuildOptions['clientTimeouts']
 }
 
 export class LogCapture extends Writable {
@@ -75,7 +76,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
     ...options.env
   }
   const logs = new LogCapture()
-  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker })
+  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker, clientTimeouts: options.clientTimeouts })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()
