@@ -8,13 +8,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { compiled } from './helpers/compiled.js'
 import { policyCommand } from './helpers/policy-command.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 async function policy (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return await new Promise((resolve) => {
-    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx src/policy/cli.ts "$@"', process.execPath, ...args],
+    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, compiled('src/policy/cli.ts'), ...args],
       { cwd: root, env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 },
       (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr }))
   })
