@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import ts from 'typescript'
+import { createRequire } from 'node:module'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const TREES = ['src', 'dev']
@@ -15,6 +15,28 @@ function sourcesUnder (dir: string): string[] {
 }
 
 let built: string | undefined
+
+/**
+ * Whether another test process is compiling these sources (the test files run in parallel): if
+ * so, waits for its tree rather than compiling the same again. A lock older than two minutes
+ * belongs to a process that died: this one compiles.
+ */
+function othersCompile (dir: string): boolean {
+  mkdirSync(dirname(dir), { recursive: true })
+  try {
+    mkdirSync(`${dir}.lock`)
+    return false
+  } catch {
+    const pause = new Int32Array(new SharedArrayBuffer(4))
+    while (!existsSync(dir)) {
+      let age = 0
+      try { age = Date.now() - statSync(`${dir}.lock`).mtimeMs } catch {}
+      if (age > 120_000) return false
+      Atomics.wait(pause, 0, 0, 50)
+    }
+    return true
+  }
+}
 
 /**
  * src/ and dev/ as JavaScript, for the tests that start real processes: `node <dir>/src/server.js`
@@ -30,9 +52,12 @@ export function compiledTree (): string {
   const files = TREES.flatMap((tree) => sourcesUnder(join(root, tree)))
   const hash = createHash('sha256')
   for (const file of [...files, join(root, 'package.json')]) hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0')
-  const dir = join(root, 'node_modules', '.cache', 'gateway-test-build', hash.digest('hex').slice(0, 16))
-  if (!existsSync(dir)) {
+  const cache = join(root, 'node_modules', '.cache', 'gateway-test-build')
+  const dir = join(cache, hash.digest('hex').slice(0, 16))
+  if (!existsSync(dir) && !othersCompile(dir)) {
     const staging = `${dir}.${process.pid}.tmp`
+    // Loaded only to compile: it takes a second to load, and most runs find the tree made.
+    const ts = createRequire(import.meta.url)('typescript') as typeof import('typescript')
     for (const file of files) {
       const output = ts.transpileModule(readFileSync(file, 'utf8'), {
         fileName: file,
@@ -49,6 +74,12 @@ export function compiledTree (): string {
       // Another test file compiled the same sources first: theirs is as good.
       rmSync(staging, { recursive: true, force: true })
       if (!existsSync(dir)) throw err
+    }
+    rmSync(`${dir}.lock`, { recursive: true, force: true })
+    // Trees of sources as they were an hour ago and more are no use to anyone.
+    for (const entry of readdirSync(cache)) {
+      const path = join(cache, entry)
+      if (path !== dir && Date.now() - statSync(path).mtimeMs > 3_600_000) rmSync(path, { recursive: true, force: true })
     }
   }
   built = dir
