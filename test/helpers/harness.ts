@@ -47,6 +47,8 @@ export interface HarnessOptions {
   jwksTiming?: JwksTiming
   synapseBreaker?: BuildOptions['synapseBreaker']
   clientTimeouts?: BuildOptions['clientTimeouts']
+  /** The approvals' clock and expiry sweep (src/app.ts BuildOptions). */
+  approvals?: BuildOptions['approvals']
 }
 
 export class LogCapture extends Writable {
@@ -76,7 +78,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
     ...options.env
   }
   const logs = new LogCapture()
-  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker, clientTimeouts: options.clientTimeouts })
+  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker, clientTimeouts: options.clientTimeouts, approvals: options.approvals })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()
