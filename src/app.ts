@@ -56,7 +56,7 @@ export interface BuildOptions {
   logDestination?: DestinationStream
   /** Where Synapse requests go; a keep-alive Pool to SYNAPSE_URL when unset. */
   synapseDispatcher?: Dispatcher
-  /** JWKS refetch cooldown and key lifetime (defaults 5 s and 10 min); tests shorten them. */
+  /** JWKS refetch cooldown and key lifetime (defaults 5 s and 10 min), and the clock they run on; tests shorten or move them. */
   jwksTiming?: JwksTiming
   /** Circuit breaker for Synapse calls (defaults: open after 5 failures, for 5 s). */
   synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }

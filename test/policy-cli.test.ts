@@ -1,6 +1,6 @@
 /**
- * `npm run policy -- check|explain …` as a real child process (TypeScript through tsx,
- * NODE_OPTIONS dropped so tap's coverage hooks stay out of the child).
+ * `npm run policy -- check|explain …` (src/policy/cli.ts) as a real child process (compiled, see
+ * helpers/compiled.ts; NODE_OPTIONS dropped so tap's coverage hooks stay out of the child).
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
