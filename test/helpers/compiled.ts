@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { accessSync, constants, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
@@ -15,6 +16,18 @@ function sourcesUnder (dir: string): string[] {
 }
 
 let built: string | undefined
+
+/** node_modules/.cache when it can be written (a read-only checkout uses the temporary directory). */
+function cacheDir (): string {
+  const preferred = join(root, 'node_modules', '.cache', 'gateway-test-build')
+  try {
+    mkdirSync(preferred, { recursive: true })
+    accessSync(preferred, constants.W_OK)
+    return preferred
+  } catch {
+    return join(tmpdir(), `gateway-test-build-${createHash('sha256').update(root).digest('hex').slice(0, 8)}`)
+  }
+}
 
 /**
  * Whether another test process is compiling these sources (the test files run in parallel): if
@@ -52,7 +65,7 @@ export function compiledTree (): string {
   const files = TREES.flatMap((tree) => sourcesUnder(join(root, tree)))
   const hash = createHash('sha256')
   for (const file of [...files, join(root, 'package.json')]) hash.update(relative(root, file)).update('\0').update(readFileSync(file)).update('\0')
-  const cache = join(root, 'node_modules', '.cache', 'gateway-test-build')
+  const cache = cacheDir()
   const dir = join(cache, hash.digest('hex').slice(0, 16))
   if (!existsSync(dir) && !othersCompile(dir)) {
     const staging = `${dir}.${process.pid}.tmp`
