@@ -181,7 +181,7 @@ export interface SnapshotScope {
   powerUsers?: boolean
 }
 
-const ROOM_RULES = new Set(['m.room.power_levels', 'm.room.join_rules'])
+const ROOM_RULES = new Set(['m.room.create', 'm.room.power_levels', 'm.room.join_rules'])
 
 /**
  * The room's current state as far as a decision needs it, or room_not_found. The state is read
