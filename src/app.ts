@@ -58,12 +58,14 @@ export interface BuildOptions {
   logDestination?: DestinationStream
   /** Where Synapse requests go; a keep-alive Pool to SYNAPSE_URL when unset. */
   synapseDispatcher?: Dispatcher
-  /** JWKS refetch cooldown and key lifetime (defaults 5 s and 10 min); tests shorten them. */
+  /** JWKS refetch cooldown and key lifetime (defaults 5 s and 10 min), and the clock they run on; tests shorten or move them. */
   jwksTiming?: JwksTiming
   /** Circuit breaker for Synapse calls (defaults: open after 5 failures, for 5 s). */
   synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }
   /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
   roomFacts?: RoomDirectoryOptions
+  /** When a stalled client gets 408: whole request 10 s, headers 5 s, checked every second; tests shorten them. */
+  clientTimeouts?: { requestMs?: number, headersMs?: number, checkEveryMs?: number }
   /** The clock approvals expire by (ms since the epoch; default Date.now) and how often the expiry sweep runs (default 60 000 ms); tests move them. */
   approvals?: { now?: () => number, sweepMs?: number }
   /**
@@ -86,9 +88,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     bodyLimit: 4096,
     trustProxy: config.trustProxy,
     // Slow or stalled clients get 408 within seconds instead of holding a connection.
-    requestTimeout: 10_000,
+    requestTimeout: options.clientTimeouts?.requestMs ?? 10_000,
     keepAliveTimeout: 5_000,
-    http: { headersTimeout: 5_000, connectionsCheckingInterval: 1_000 },
+    http: { headersTimeout: options.clientTimeouts?.headersMs ?? 5_000, connectionsCheckingInterval: options.clientTimeouts?.checkEveryMs ?? 1_000 },
     // Our own 503 (problem+json, audited) for requests that arrive while shutting down.
     return503OnClosing: false,
     clientErrorHandler: answerClientError,

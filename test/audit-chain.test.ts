@@ -6,11 +6,12 @@
 import { spawn } from 'node:child_process'
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import pino from 'pino'
 import t from 'tap'
 import { createAuditLog, type AuditLogOptions } from '../src/audit/log.js'
 import { formatVerifyReport, verifyAuditFiles } from '../src/audit/verify.js'
+import { compiled } from './helpers/compiled.js'
 import { collect, exited } from './helpers/process.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -273,18 +274,21 @@ t.test('a record the caller cannot serialise is refused without making the log u
   t.same(records(file).map((record) => record.seq), [1], 'the refused record took no seq')
 })
 
+/** The audit log module for a script run by a child process (compiled: see helpers/compiled.ts). */
+const auditLogModule = () => pathToFileURL(compiled('src/audit/log.ts')).href
+
 t.test('a record is in the file as soon as intent() returns: SIGKILL right after loses nothing', async (t) => {
   const file = tempFile(t)
   const script = `
     import pino from 'pino'
-    import { createAuditLog } from './src/audit/log.ts'
+    import { createAuditLog } from '${auditLogModule()}'
     const audit = createAuditLog({ file: process.argv[1], log: pino() })
     audit.start({})
     for (let i = 0; i < 200; i++) audit.intent('r' + i, { action: 'room.join' })
     process.stderr.write('written\\n')
     setInterval(() => {}, 1000)
   `
-  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx --input-type=module -e "$1" "$2"', process.execPath, script, file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --input-type=module -e "$1" "$2"', process.execPath, script, file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
   const out = collect(child)
   t.after(() => { child.kill('SIGKILL') })
   for (let i = 0; !out.stderr.includes('written'); i++) {
@@ -302,14 +306,14 @@ t.test('a record is in the file as soon as intent() returns: SIGKILL right after
 t.test('on standard output the chain starts at null and the records verify', async (t) => {
   const script = `
     import pino from 'pino'
-    import { createAuditLog } from './src/audit/log.ts'
+    import { createAuditLog } from '${auditLogModule()}'
     const audit = createAuditLog({ file: undefined, log: pino({}, process.stderr) })
     audit.start({})
     audit.result('r1', { outcome: 'success' })
     audit.reopen()
     audit.stop({})
   `
-  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx --input-type=module -e "$1"', process.execPath, script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --input-type=module -e "$1"', process.execPath, script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
   const out = collect(child)
   t.equal((await exited(child)).code, 0, out.stderr)
   const lines = out.stdout.split('\n').filter((line) => line !== '')

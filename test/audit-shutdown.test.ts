@@ -13,6 +13,7 @@ import { Agent, request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { startHarness } from './helpers/harness.js'
 import { runServer } from './helpers/process.js'
+import { seededRandom } from './helpers/random.js'
 import { act, forRequest, joinPath, recordsOf, startGateway, until, verifyCli } from './helpers/audit.js'
 
 const room = RECORDED_ROOMS.publicTest
@@ -153,12 +154,13 @@ t.test('SIGKILL at random moments under load, three times on one file: every rec
   h.homeserver.fault = { kind: 'slow', on: 'join', delayMs: 5 }
   const file = auditFileIn(t)
   const answered = new Map<string, number>()
+  const random = seededRandom(t)
   let fragmentLine = 0
   for (let round = 1; round <= 3; round++) {
     const g = await startGateway(t, h, { AUDIT_LOG_FILE: file })
     const traffic = load(g.url, h.token(), 12, `kill${round}`)
     await until(() => traffic.answered.size > 20, `more than 20 answers in round ${round}`)
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * 300))
+    await new Promise((resolve) => setTimeout(resolve, random() * 300))
     g.child.kill('SIGKILL')
     await g.exited
     await traffic.stop()

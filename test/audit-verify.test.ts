@@ -2,7 +2,7 @@
  * The verifier: a real chain written by the audit log, tampered with each way, reports the exact
  * lines and kinds; `npm run audit:verify` as a real process gives the exit codes.
  */
-import { spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,9 +11,7 @@ import t from 'tap'
 import { chainHash, seal, unsealed } from '../src/audit/chain.js'
 import { createAuditLog } from '../src/audit/log.js'
 import { formatVerifyReport, verifyAuditFiles } from '../src/audit/verify.js'
-import { collect, exited } from './helpers/process.js'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
+import { runScript } from './helpers/process.js'
 const KEY = Buffer.from('a chain key of at least sixteen bytes')
 const silent = pino({ level: 'silent' })
 
@@ -146,16 +144,17 @@ t.test('links that go elsewhere, second records with a seq, new chains and files
   t.equal(manyLines[1001], 'NOT intact: 1002 problems; 0 records in 1 file')
 })
 
-async function verifyCli (args: string[], env: Record<string, string> = {}) {
-  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx src/audit/verify-cli.ts "$@"', process.execPath, ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
+const verifyCli = async (args: string[], env: Record<string, string> = {}) => await runScript('src/audit/verify-cli.ts', args, env)
+
+t.test('npm run audit:verify is this CLI', async (t) => {
+  const run = await new Promise<{ failed: boolean, stdout: string }>((resolve) => {
+    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec npm run --silent audit:verify -- --help'],
+      { cwd: fileURLToPath(new URL('..', import.meta.url)), env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' } },
+      (error, stdout) => resolve({ failed: error !== null, stdout }))
   })
-  const out = collect(child)
-  const { code } = await exited(child)
-  return { ...out, code }
-}
+  t.notOk(run.failed, 'exit 0')
+  t.match(run.stdout, /^usage: audit:verify /)
+})
 
 t.test('the CLI: exit 0 when intact, 1 with one line per problem, the key from --key-file or the environment', async (t) => {
   const dir = t.testdir()

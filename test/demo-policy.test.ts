@@ -3,17 +3,13 @@
  * are, join in a public room (200) and are refused elsewhere (403 policy_denied), and the
  * decisions reach the audit entries it writes.
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { request } from 'undici'
-import { collect, exited } from './helpers/process.js'
+import { collect, exited, spawnScript } from './helpers/process.js'
 import { waitFor } from './helpers/policy-http.js'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** The parts of a printed curl command that matter: URL, Authorization and --json body. */
 async function paste (command: string) {
@@ -29,11 +25,7 @@ t.test('the demo runs with the example policy and prints commands that show it',
   t.after(() => { rmSync(dir, { recursive: true, force: true }) })
   const auditFile = join(dir, 'audit.log')
   // Through sh to drop tap's NODE_OPTIONS (see helpers/process.ts).
-  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx dev/demo.ts', process.execPath], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', PORT: '0', AUDIT_LOG_FILE: auditFile },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
+  const child = spawnScript('dev/demo.ts', [], { PORT: '0', AUDIT_LOG_FILE: auditFile })
   t.after(() => { child.kill('SIGKILL') })
   const out = collect(child)
   await waitFor('the demo to print its instructions', async () => out.stdout.includes('Ctrl-C') || child.exitCode !== null, (done) => done, 60_000)

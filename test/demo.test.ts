@@ -4,31 +4,16 @@
  * says; a taken port is one line with the PORT= hint. `npm run token` refuses bad arguments
  * with a usage line.
  */
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { request } from 'undici'
-import { collect, exited } from './helpers/process.js'
+import { compiled } from './helpers/compiled.js'
+import { collect, exited, runScript, spawnScript } from './helpers/process.js'
 import { waitFor } from './helpers/wait.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-
-/** Runs a dev/ script as a real process; through sh to drop tap's NODE_OPTIONS (see helpers/process.ts). */
-function spawnScript (script: string, args: string[], env: Record<string, string>) {
-  return spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx "$@"', process.execPath, script, ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-}
-
-async function runScript (script: string, args: string[], env: Record<string, string>) {
-  const child = spawnScript(script, args, env)
-  const out = collect(child)
-  const { code } = await exited(child)
-  return { ...out, code }
-}
 
 /** Runs the parts of a printed curl command that matter: URL, headers and --json body. */
 async function runCurl (command: string, replace: { url?: [string, string], body?: string } = {}) {
@@ -102,7 +87,7 @@ t.test('npm run token signs a token the gateway accepts', async (t) => {
   const { startHarness, JWT_SECRET } = await import('./helpers/harness.js')
   const h = await startHarness(t)
   const token = await new Promise<string>((resolve, reject) => {
-    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx dev/sign-token.ts --sub cli --roles matrix-admin', process.execPath],
+    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, compiled('dev/sign-token.ts'), '--sub', 'cli', '--roles', 'matrix-admin'],
       { cwd: root, env: { PATH: process.env.PATH ?? '', JWT_SECRET } }, (error, stdout) => { error === null ? resolve(stdout.trim()) : reject(error) })
   })
   const res = await h.join(encodeURIComponent('!zfjAIbbHHrGJMZdmwr:test.local'), { user_id: '@alice:test.local' }, { token })

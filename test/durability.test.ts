@@ -9,6 +9,7 @@ import { Agent, request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { startHarness, type Harness } from './helpers/harness.js'
 import { collect, exited, listening, spawnServer } from './helpers/process.js'
+import { seededRandom } from './helpers/random.js'
 import { waitFor } from './helpers/wait.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
@@ -72,9 +73,10 @@ t.test('SIGKILL at a random moment under load: every answered request has its au
   const h = await startHarness(t)
   const auditFile = `${h.auditFile}.kill`
   const { child, url } = await startServer(t, h, auditFile)
+  const random = seededRandom(t)
   const traffic = load(url, h.token(), 16)
   await waitFor(() => traffic.answered.size > 20, 'more than 20 answered requests before the kill')
-  await new Promise((resolve) => setTimeout(resolve, Math.random() * 700))
+  await new Promise((resolve) => setTimeout(resolve, random() * 700))
   child.kill('SIGKILL')
   await exited(child)
   await traffic.stop()

@@ -8,6 +8,7 @@ import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { startHarness } from './helpers/harness.js'
 import { waitFor } from './helpers/wait.js'
+import { manualClock } from './helpers/clock.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 const user = { user_id: '@alice:test.local' }
@@ -56,7 +57,8 @@ t.test('requests the HTTP parser refuses still get problem+json', async (t) => {
 })
 
 t.test('slow clients get 408 within seconds while others are served', async (t) => {
-  const h = await startHarness(t)
+  // The production limits (10 s a request, 5 s for headers) scaled down: the same 408s, sooner.
+  const h = await startHarness(t, { clientTimeouts: { requestMs: 1_000, headersMs: 500, checkEveryMs: 100 } })
   const { hostname, port } = new URL(h.url)
   const slowHeaders = new Promise<string>((resolve) => {
     const socket = connect(Number(port), hostname, () => { socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n') })
@@ -137,7 +139,8 @@ t.test('a burst above SYNAPSE_MAX_CONCURRENCY is served, not refused', async (t)
 })
 
 t.test('a circuit breaker fails fast while Synapse keeps failing, and recovers by itself', async (t) => {
-  const h = await startHarness(t, { synapseBreaker: { failureThreshold: 3, openMs: 300 }, env: { RATE_LIMIT_PER_MINUTE: '1000' } })
+  const clock = manualClock()
+  const h = await startHarness(t, { synapseBreaker: { failureThreshold: 3, openMs: 300, now: clock.now }, env: { RATE_LIMIT_PER_MINUTE: '1000' } })
   h.homeserver.fault = { kind: 'error-500', on: 'user_lookup' }
   for (let i = 0; i < 3; i++) t.equal((await h.join(room, user)).body.code, 'upstream_error')
   const calls = h.homeserver.calls.length
@@ -147,7 +150,7 @@ t.test('a circuit breaker fails fast while Synapse keeps failing, and recovers b
   t.ok(Number(open.headers['retry-after']) >= 1)
   t.equal(h.homeserver.calls.length, calls, 'Synapse is not called while the circuit is open')
   h.homeserver.fault = undefined
-  await new Promise((resolve) => setTimeout(resolve, 350))
+  clock.advance(300)
   t.equal((await h.join(room, user)).status, 200, 'a trial goes through after the pause and closes the circuit')
   t.equal((await h.join(room, user)).status, 200)
 })
@@ -165,7 +168,8 @@ t.test('while shutting down, in-flight requests finish and requests behind them 
   socket.write(post('first'))
   await waitFor(() => h.homeserver.callsTo('join').length > 0, 'the first join to reach the homeserver (in flight)')
   const closed = h.app.close()
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  // The server stops listening after the gateway's preClose hook: from then on it refuses what arrives.
+  await waitFor(() => !h.app.server.listening, 'the gateway to begin shutting down')
   socket.write(post('behind'))
   await closed
   await ended

@@ -2,22 +2,15 @@
  * `npm run homeserver` as a real child process: one line with what a developer needs, a working
  * homeserver behind it, one clear line when the port is taken, a clean stop on SIGTERM.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
+import { spawnScript } from './helpers/process.js'
 
 interface Run { child: ChildProcess, stdout: () => string, stderr: () => string, exited: Promise<number | null> }
 
 function start (env: Record<string, string>): Run {
-  // Through sh to drop tap's NODE_OPTIONS (its coverage hooks would follow the child).
-  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx dev/homeserver/main.ts', process.execPath], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
+  const child = spawnScript('dev/homeserver/main.ts', [], env)
   let stdout = ''
   let stderr = ''
   child.stdout?.on('data', (chunk: Buffer) => { stdout += chunk.toString() })

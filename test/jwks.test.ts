@@ -6,13 +6,13 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
-import { startHarness } from './helpers/harness.js'
+import { startHarness, type Harness } from './helpers/harness.js'
 import { FakeIdp, rsaKey, ecKey, signWith } from './helpers/idp.js'
 import { waitFor } from './helpers/wait.js'
+import { manualClock } from './helpers/clock.js'
 
 const room = encodeURIComponent(RECORDED_ROOMS.publicTest)
 const user = { user_id: '@alice:test.local' }
@@ -25,6 +25,12 @@ async function startIdp (t: { after: (fn: () => unknown) => void }) {
 }
 
 const until = async (check: () => Promise<boolean> | boolean, what: string) => { await waitFor(check, what) }
+
+/** JWKS fetches the gateway has finished (keys applied or failure recorded), by result. */
+async function fetchesDone (h: Harness, result: 'ok' | 'failed'): Promise<number> {
+  const metric = await h.app.metrics.jwksFetches.get()
+  return metric.values.find((value) => value.labels.result === result)?.value ?? 0
+}
 
 t.test('keys are loaded at start and tokens verify against them', async (t) => {
   const { idp, url } = await startIdp(t)
@@ -48,26 +54,28 @@ t.test('a flood of unknown kids costs at most one fetch per cooldown; a rotated 
   const first = rsaKey('first')
   idp.keys = [first]
   const cooldownMs = 1000
-  const h = await startHarness(t, { env: { JWT_SECRET: undefined, JWT_JWKS_URL: url }, jwksTiming: { cooldownMs } })
-  await until(() => idp.fetches === 1, 'warm fetch')
-  await sleep(cooldownMs + 50)
-  const attacker = rsaKey('x')
-  const started = Date.now()
+  const clock = manualClock()
+  const h = await startHarness(t, { env: { JWT_SECRET: undefined, JWT_JWKS_URL: url }, jwksTiming: { cooldownMs, now: clock.now } })
+  await until(async () => await fetchesDone(h, 'ok') === 1, 'warm fetch')
+  clock.advance(cooldownMs)
+  // An EC key: its signatures cost little to make, and the kid is refused before any signature is checked.
+  const attacker = ecKey('x')
+  // The clock stands still during the flood: all of it falls in one cooldown window.
   const flood = await Promise.all(Array.from({ length: 1000 }, async () =>
     await h.join(room, user, { token: signWith({ ...attacker, kid: randomUUID() }) })))
-  const windows = Math.floor((Date.now() - started) / cooldownMs) + 1
+  const windows = 1
   t.ok(flood.every((res) => res.status === 401 && res.body.code === 'invalid_token'), 'all refused with 401')
   t.ok(idp.fetches - 1 <= windows, `1000 unknown kids caused ${idp.fetches - 1} fetch(es) in ${windows} cooldown window(s)`)
 
   const second = rsaKey('second')
   idp.keys = [first, second]
-  await sleep(cooldownMs + 50)
+  clock.advance(cooldownMs)
   const fetchesBefore = idp.fetches
   t.equal((await h.join(room, user, { token: signWith(second) })).status, 200, 'the rotated-in key is accepted')
   t.equal(idp.fetches, fetchesBefore + 1, 'after exactly one refetch')
 
   idp.keys = [second]
-  await sleep(cooldownMs + 50)
+  clock.advance(cooldownMs)
   await h.join(room, user, { token: signWith(rsaKey('unknown')) }) // an unknown kid refreshes the set
   t.equal((await h.join(room, user, { token: signWith(first) })).status, 401, 'the removed key is refused after the refresh')
   t.equal((await h.join(room, user, { token: signWith(second) })).status, 200)
@@ -84,7 +92,7 @@ t.test('keys removed from the JWKS are refused once the set is refreshed', async
   idp.keys = [fresh]
   const fetches = idp.fetches
   await until(() => idp.fetches > fetches, 'background refresh')
-  await sleep(50)
+  await until(async () => await fetchesDone(h, 'ok') > fetches, 'the refreshed keys applied')
   const res = await h.join(room, user, { token: signWith(old) })
   t.equal(res.status, 401, 'the removed key is refused')
   t.equal((await h.join(room, user, { token: signWith(fresh) })).status, 200)
@@ -95,9 +103,9 @@ t.test('IdP down at start: not ready, 503 keys_unavailable with Retry-After; rec
   const key = rsaKey('k')
   idp.keys = [key]
   idp.down = true
-  const h = await startHarness(t, { env: { JWT_SECRET: undefined, JWT_JWKS_URL: url }, jwksTiming: { cooldownMs: 100 } })
-  await until(() => idp.fetches >= 1, 'first attempt')
-  await sleep(20)
+  const clock = manualClock()
+  const h = await startHarness(t, { env: { JWT_SECRET: undefined, JWT_JWKS_URL: url }, jwksTiming: { cooldownMs: 100, now: clock.now } })
+  await until(async () => await fetchesDone(h, 'failed') >= 1, 'first attempt failed')
   const res = await h.join(room, user, { token: signWith(key) })
   t.equal(res.status, 503)
   t.equal(res.body.code, 'keys_unavailable')
@@ -111,7 +119,7 @@ t.test('IdP down at start: not ready, 503 keys_unavailable with Retry-After; rec
   t.equal((await request(`${h.url}/healthz`)).statusCode, 200, 'the process serves /healthz all the same')
 
   idp.down = false
-  await sleep(120)
+  clock.advance(100)
   t.equal((await h.join(room, user, { token: signWith(key) })).status, 200, 'works once the IdP is back')
 })
 
@@ -120,13 +128,10 @@ t.test('IdP down later: cached keys keep working; unknown kids get 503', async (
   const key = rsaKey('cached')
   idp.keys = [key]
   const h = await startHarness(t, { env: { JWT_SECRET: undefined, JWT_JWKS_URL: url }, jwksTiming: { cooldownMs: 50, maxAgeMs: 100 } })
-  await until(() => idp.fetches >= 1, 'warm fetch')
-  await sleep(20)
+  await until(async () => await fetchesDone(h, 'ok') >= 1, 'warm fetch')
   idp.down = true
-  const fetches = idp.fetches
-  await until(() => idp.fetches > fetches, 'a failed background refresh')
+  await until(async () => await fetchesDone(h, 'failed') >= 1, 'a failed background refresh')
   t.equal((await h.join(room, user, { token: signWith(key) })).status, 200, 'the cached key is still served')
-  await sleep(60)
   const unknown = await h.join(room, user, { token: signWith(rsaKey('new')) })
   t.equal(unknown.status, 503)
   t.equal(unknown.body.code, 'keys_unavailable')
@@ -166,7 +171,7 @@ t.test('a JWKS that is not usable is reported, never a 500', async (t) => {
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   for (const path of ['/html', '/empty', '/shape']) {
     const h = await startHarness(t, { env: { JWT_SECRET: undefined, JWT_JWKS_URL: `${base}${path}` } })
-    await sleep(50)
+    await until(async () => await fetchesDone(h, 'failed') >= 1, `the load of ${path} failed`)
     const res = await h.join(room, user, { token: signWith(rsaKey('k')) })
     t.equal(res.status, 503, path)
     t.equal(res.body.code, 'keys_unavailable', path)

@@ -7,6 +7,7 @@ import { request } from 'undici'
 import { RECORDED_ROOMS } from '../dev/homeserver/state.js'
 import { loadConfig, ConfigError } from '../src/config.js'
 import { startHarness } from './helpers/harness.js'
+import { freePort } from '../bench/free-port.js'
 import { collect, listening, spawnServer } from './helpers/process.js'
 import { waitFor } from './helpers/wait.js'
 
@@ -43,7 +44,7 @@ t.test('metrics can be turned off, or moved to their own port', async (t) => {
   t.equal((await request(`${off.url}/metrics`)).statusCode, 404)
 
   const h = await startHarness(t)
-  const child = spawnServer(h.serverEnv({ METRICS_PORT: String(20000 + Math.floor(Math.random() * 20000)) }))
+  const child = spawnServer(h.serverEnv({ METRICS_PORT: String(await freePort()) }))
   t.after(() => { child.kill('SIGKILL') })
   const out = collect(child)
   const url = await listening(child, out)

@@ -1,6 +1,6 @@
 /**
- * `npm run policy -- check|explain …` as a real child process (TypeScript through tsx,
- * NODE_OPTIONS dropped so tap's coverage hooks stay out of the child).
+ * `npm run policy -- check|explain …` (src/policy/cli.ts) as a real child process (compiled, see
+ * helpers/compiled.ts; NODE_OPTIONS dropped so tap's coverage hooks stay out of the child).
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -8,13 +8,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { compiled } from './helpers/compiled.js'
 import { policyCommand } from './helpers/policy-command.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 async function policy (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return await new Promise((resolve) => {
-    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" --import tsx src/policy/cli.ts "$@"', process.execPath, ...args],
+    execFile('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, compiled('src/policy/cli.ts'), ...args],
       { cwd: root, env: { PATH: process.env.PATH ?? '' }, timeout: 30_000 },
       (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stdout, stderr }))
   })

@@ -13,6 +13,8 @@ export interface JwksTiming {
   cooldownMs?: number
   /** Keys are refreshed in the background once they are this old; kept if the refresh fails. */
   maxAgeMs?: number
+  /** The clock the cooldown and key age are measured with (tests pass one they move). */
+  now?: () => number
 }
 
 export interface JwksOptions extends JwksTiming {
@@ -71,6 +73,7 @@ export function createJwksStore (options: JwksOptions): JwksStore {
   const cooldownMs = options.cooldownMs ?? 5000
   const fetchTimeoutMs = options.fetchTimeoutMs ?? 5000
   const maxAgeMs = options.maxAgeMs ?? 10 * 60_000
+  const now = options.now ?? Date.now
   let keys: KeySet | undefined
   let loadedAt = 0
   let lastAttemptAt = Number.NEGATIVE_INFINITY
@@ -104,10 +107,10 @@ export function createJwksStore (options: JwksOptions): JwksStore {
 
   function refresh (): Promise<void> {
     if (inFlight !== undefined) return inFlight
-    lastAttemptAt = Date.now()
+    lastAttemptAt = now()
     inFlight = fetchKeySet().then((fresh) => {
       keys = fresh
-      loadedAt = Date.now()
+      loadedAt = now()
       options.onFetch?.('ok')
       if (lastFailed) options.log.info('JWKS keys loaded again')
       lastFailed = false
@@ -119,7 +122,7 @@ export function createJwksStore (options: JwksOptions): JwksStore {
     return inFlight
   }
 
-  const cooledDown = () => Date.now() - lastAttemptAt >= cooldownMs
+  const cooledDown = () => now() - lastAttemptAt >= cooldownMs
 
   function find (kid: string | undefined): CachedKey | undefined {
     if (keys === undefined) return undefined
@@ -128,7 +131,7 @@ export function createJwksStore (options: JwksOptions): JwksStore {
   }
 
   const timer = setInterval(() => {
-    if (Date.now() - loadedAt >= maxAgeMs && cooledDown()) refresh().catch(() => undefined)
+    if (now() - loadedAt >= maxAgeMs && cooledDown()) refresh().catch(() => undefined)
   }, Math.min(maxAgeMs, 60_000))
   timer.unref()
 

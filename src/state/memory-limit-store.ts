@@ -12,10 +12,11 @@ interface Window { count: number, startedMs: number }
 export class MemoryLimitStore implements FastifyRateLimitStore {
   private readonly windows = new Map<string, Window>()
 
-  constructor (_options?: unknown, private readonly maxKeys = 10_000) {}
+  /** `now`: the clock windows are measured with (tests pass one they move). */
+  constructor (_options?: unknown, private readonly maxKeys = 10_000, private readonly now: () => number = Date.now) {}
 
   incr (key: string, callback: (error: Error | null, result?: { current: number, ttl: number }) => void, timeWindow = 60_000): void {
-    const now = Date.now()
+    const now = this.now()
     let window = this.windows.get(key)
     if (window === undefined || window.startedMs + timeWindow <= now) {
       window = { count: 0, startedMs: now }

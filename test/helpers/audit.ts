@@ -2,14 +2,11 @@
  * Helpers for the end-to-end audit tests: the gateway as a real process on an audit file,
  * requests to it, the audit file read back, and the verifier CLI run as a real child process.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import type { Harness } from './harness.js'
-import { collect, exited, listening, spawnServer, type Collected } from './process.js'
-
-const root = fileURLToPath(new URL('../..', import.meta.url))
+import { collect, exited, listening, runScript, spawnServer, type Collected } from './process.js'
 
 interface Tap { after: (fn: () => unknown) => void }
 
@@ -70,16 +67,10 @@ export const joinPath = (room: string) => `/v1/rooms/${encodeURIComponent(room)}
 export interface VerifyRun { code: number | null, stdout: string, stderr: string, lines: string[] }
 
 /**
- * `npm run audit:verify -- …` as an operator runs it (a real child process). NODE_OPTIONS is
- * dropped so tap's coverage hooks do not follow it (see process.ts).
+ * The verifier `npm run audit:verify -- …` runs (src/audit/verify-cli.ts), as a real child
+ * process; audit-verify.test.ts runs it once through npm itself.
  */
 export async function verifyCli (args: string[], env: Record<string, string> = {}): Promise<VerifyRun> {
-  const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec npm run --silent audit:verify -- "$@"', 'sh', ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const out = collect(child)
-  const { code } = await exited(child)
-  return { code, stdout: out.stdout, stderr: out.stderr, lines: out.stdout.split('\n').filter((line) => line !== '') }
+  const out = await runScript('src/audit/verify-cli.ts', args, env)
+  return { code: out.code, stdout: out.stdout, stderr: out.stderr, lines: out.stdout.split('\n').filter((line) => line !== '') }
 }
