@@ -60,6 +60,23 @@ export function adminJoin (state: HomeserverState, requester: string, room: SimR
 }
 
 /**
+ * POST /_matrix/client/v3/rooms/{roomId}/join as `requester` (room.adopt's own join; not recorded:
+ * Synapse's event auth rules, checked against real Synapse by test-synapse/adopt.test.ts). A joined
+ * member joining again is a no-op; an invited one, or anyone in a public room, joins.
+ */
+export function clientJoin (state: HomeserverState, requester: string, roomId: string): Answer {
+  const room = state.rooms.get(roomId)
+  if (room === undefined) return fail(404, 'M_UNKNOWN', 'No known servers')
+  if (room.blocked) return matrixError(403, 'M_UNKNOWN', 'This room has been blocked on this server')
+  const membership = room.members.get(requester)
+  if (membership === 'ban') return fail(403, 'M_FORBIDDEN', 'You are banned from this room')
+  if (membership === 'join') return { status: 200, body: { room_id: room.id } }
+  if (membership !== 'invite' && !room.public) return fail(403, 'M_FORBIDDEN', 'You are not invited to this room.')
+  setMembership(state, room, requester, 'join', requester)
+  return { status: 200, body: { room_id: room.id } }
+}
+
+/**
  * POST /_matrix/client/v3/rooms/{roomId}/kick as `requester` (cases k*). The target's membership
  * is checked before anything about the requester, so an unknown, remote or malformed room ID and
  * an alias all answer "The target user is not in the room" (there is no member event to find).
