@@ -9,7 +9,7 @@ import t from 'tap'
 import { signJwt } from '../dev/tokens.js'
 import { startActionHarness } from './helpers/actions.js'
 
-const ALL_ACTIONS = ['room.join', 'room.members.read', 'room.promote', 'room.remove', 'user.read']
+const ALL_ACTIONS = ['room.adopt', 'room.join', 'room.members.read', 'room.promote', 'room.remove', 'user.read']
 
 t.test('with the allow-all policy: sub, org, roles and every action; no Synapse call, no audit record', async (t) => {
   const h = await startActionHarness(t)

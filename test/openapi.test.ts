@@ -117,7 +117,7 @@ t.test('every action route is in openapi.yaml with its operationId, its problems
       t.ok((operation.parameters as Array<{ name: string, in: string }>).some((parameter) => parameter.name === param && parameter.in === 'path'), `${action.name}: path parameter ${param}`)
     }
   }
-  t.same([...operationIds].sort(), ['getUser', 'joinRoom', 'listRoomMembers', 'promoteRoomAdmin', 'removeRoomMember'])
+  t.same([...operationIds].sort(), ['adoptRoom', 'getUser', 'joinRoom', 'listRoomMembers', 'promoteRoomAdmin', 'removeRoomMember'])
   t.equal(spec.paths['/v1/me'].get.operationId, 'getMe')
 })
 
