@@ -178,6 +178,22 @@ for (const synapseVersion of SYNAPSE_VERSIONS) {
   })
 }
 
+t.test('room version 12: the creator (unlimited power, not listed) grants power level 100; the dry run knows it', async (t) => {
+  const h = await startActionHarness(t)
+  const alice = '@alice:test.local'
+  const room = '!adoptV12:test.local'
+  h.homeserver.state.rooms.set(room, buildRoom({ id: room, name: 'v12', creator: alice, isPublic: false, roomVersion: '12', members: [[alice, 'join'], ['@lou:test.local', 'join']], powerLevels: {} }, h.homeserver.state))
+  const dry = await h.call('POST', adopt(room, '?dry_run=true'))
+  t.match(dry.body, { would_succeed: true, checks: [{}, {}, {}, { name: 'local_member_can_grant', detail: `${alice} (power level unlimited, creator) can grant power level 100.` }] })
+  const res = await h.call('POST', adopt(room))
+  t.same(res.body, { room_id: room, changed: true })
+  t.equal(levelOf(h.homeserver, room, ADMIN), 100)
+  t.equal(memberOf(h.homeserver, room, ADMIN).membership, 'join')
+  t.equal(h.homeserver.state.rooms.get(room)?.powerLevelsSender, alice, 'sent by the creator')
+  const removed = await h.call('DELETE', `/v1/rooms/${enc(room)}/members/${enc('@lou:test.local')}`)
+  t.equal(removed.status, 200, removed.text)
+})
+
 t.test('the policy decides on room.adopt like any action', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'adopt-policy-'))
   t.after(() => { rmSync(dir, { recursive: true, force: true }) })

@@ -6,7 +6,7 @@
  */
 import { AnswerError, domainOf, fail, internalError, matrixError, parseUserId, type Answer } from './answers.js'
 import type { HomeserverState, Membership, SimRoom } from './state.js'
-import { memberEventOf, powerLevel } from './views.js'
+import { creatorHasUnlimitedPower, memberEventOf, powerLevel } from './views.js'
 
 const OK: Answer = { status: 200, body: {} }
 
@@ -130,14 +130,18 @@ export function makeRoomAdmin (state: HomeserverState, requester: string, identi
     .filter((userId) => domainOf(userId) === state.serverName && room.members.get(userId) === 'join')
     .map((userId, index) => ({ userId, level: powerLevel(room, userId), index }))
     .sort((a, b) => b.level - a.level || b.index - a.index)
-  const sender = candidates[0]?.userId
+  // Version 12: a joined local creator is tried first (Synapse 1.163's make_room_admin, from its source).
+  const creatorSends = creatorHasUnlimitedPower(room) && domainOf(room.creator) === state.serverName && room.members.get(room.creator) === 'join'
+  const sender = creatorSends ? room.creator : candidates[0]?.userId
   if (sender === undefined) return fail(400, 'M_UNKNOWN', 'No local admin user in room')
   // A power-level event naming something that is not a user ID fails validation: 500, nothing changes (m8c).
   if (!userToAdd.startsWith('@') || !userToAdd.includes(':')) throw new AnswerError(internalError())
-  const senderLevel = powerLevel(room, sender)
+  // The target gets the sender's listed level; a creator, who is not listed, grants 100.
+  const senderLevel = room.powerLevels.get(sender) ?? (creatorSends ? 100 : room.usersDefault)
   const previous = room.powerLevels.get(userToAdd)
-  const changesHigherUser = previous !== undefined && previous !== senderLevel && previous >= senderLevel && userToAdd !== sender
-  if (senderLevel < room.powerLevelsChangeLevel || changesHigherUser) {
+  const senderPower = powerLevel(room, sender)
+  const changesHigherUser = previous !== undefined && previous !== senderLevel && previous >= senderPower && userToAdd !== sender
+  if (senderPower < room.powerLevelsChangeLevel || changesHigherUser) {
     fail(400, 'M_UNKNOWN', 'No local admin user in room with power to update power levels.')
   }
   // Synapse deduplicates a power-level event with the same sender and content (m9), not a new sender (m1b).
