@@ -184,7 +184,7 @@ t.test('room version 12: the creator (unlimited power, not listed) grants power 
   const room = '!adoptV12:test.local'
   h.homeserver.state.rooms.set(room, buildRoom({ id: room, name: 'v12', creator: alice, isPublic: false, roomVersion: '12', members: [[alice, 'join'], ['@lou:test.local', 'join']], powerLevels: {} }, h.homeserver.state))
   const dry = await h.call('POST', adopt(room, '?dry_run=true'))
-  t.match(dry.body, { would_succeed: true, checks: [{}, {}, {}, { name: 'local_member_can_grant', detail: `${alice} (power level unlimited, creator) can grant power level 100.` }] })
+  t.match(dry.body, { would_succeed: true, checks: [{}, {}, {}, { name: 'local_member_can_grant', detail: `${alice} (power level unlimited (creator)) can grant power level 100.` }] })
   const res = await h.call('POST', adopt(room))
   t.same(res.body, { room_id: room, changed: true })
   t.equal(levelOf(h.homeserver, room, ADMIN), 100)

@@ -30,6 +30,9 @@ const CANNOT_BE_ADOPTED = {
   detail: 'No joined local member of this room has the power to change its power levels, so Synapse cannot give the gateway\'s account power in it. A room admin of this homeserver must join the room (or invite the gateway\'s account and give it power level 100 themselves), then retry.'
 } as const
 
+/** A version 12 room's creators have unlimited power (Infinity in the snapshot). */
+const levelText = (level: number) => Number.isFinite(level) ? String(level) : 'unlimited (creator)'
+
 /** What adopting the room takes: the grant (make_room_admin, which also invites), the join, or nothing. */
 interface Plan { grant: boolean, join: boolean }
 
@@ -61,7 +64,7 @@ async function grantingMember (context: ActionContext, roomId: string): Promise<
   }
   // Synapse gives the gateway's account the granting member's level; a creator (unlimited power) grants 100.
   const level = Number.isFinite(sender.level) ? sender.level : ADOPTED_LEVEL
-  return { ok: true, level, detail: `${sender.userId} (power level ${Number.isFinite(sender.level) ? sender.level : 'unlimited, creator'}) can grant power level ${level}.` }
+  return { ok: true, level, detail: `${sender.userId} (power level ${levelText(sender.level)}) can grant power level ${level}.` }
 }
 
 /** After the grant, the join failed: the power level stays; a retry only joins. */
@@ -110,8 +113,8 @@ export const roomAdopt = defineAction({
       async check (context, { roomId }) {
         const { state, gateway, plan } = await roomAndPlan(context, roomId)
         const level = state.powerLevel(gateway)
-        if (!plan.grant && !plan.join) return { ok: true, done: true, detail: `The gateway's account is joined with power level ${Number.isFinite(level) ? level : 'unlimited (creator)'}: nothing would change.` }
-        return { ok: true, detail: `The gateway's account has power level ${level}; it needs ${[plan.grant ? 'make_room_admin' : '', plan.join ? 'a join' : ''].filter(Boolean).join(' and ')}.` }
+        if (!plan.grant && !plan.join) return { ok: true, done: true, detail: `The gateway's account is joined with power level ${levelText(level)}: nothing would change.` }
+        return { ok: true, detail: `The gateway's account has power level ${levelText(level)}; it needs ${[plan.grant ? 'make_room_admin' : '', plan.join ? 'a join' : ''].filter(Boolean).join(' and ')}.` }
       }
     },
     {
