@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { CATALOG } from './actions/catalog.js'
 import { actionRoutes, actionOfPath } from './actions/routes.js'
+import { createApprovalStore } from './approvals/index.js'
 import { resultRecord } from './audit/fields.js'
 import { createAuditLog } from './audit/log.js'
 import authPlugin from './auth/plugin.js'
@@ -61,6 +62,8 @@ export interface BuildOptions {
   synapseBreaker?: { failureThreshold?: number, openMs?: number, now?: () => number }
   /** How long and how many room facts the policy's decisions may reuse (defaults 60 s, 10 000 rooms); tests shorten them. */
   roomFacts?: RoomDirectoryOptions
+  /** The clock approvals expire by (ms since the epoch; default Date.now) and how often the expiry sweep runs (default 60 000 ms); tests move them. */
+  approvals?: { now?: () => number, sweepMs?: number }
 }
 
 /** Builds the gateway; never listens (src/server.ts does). */
@@ -169,6 +172,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     inFlightTtlS: Math.ceil((config.synapse.timeoutMs + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger
   })
+  const approvals = createApprovalStore(state.redis, { ...config.approvals, ...(options.approvals?.now === undefined ? {} : { now: options.approvals.now }) })
   const audit = createAuditLog({ file: config.auditLogFile, chainKey: config.auditChainKey, checkpoint: config.auditCheckpoint, log: logger, onWriteFailure: () => { metrics.auditWriteFailures.inc() } })
   const fingerprint = configFingerprint(config)
   audit.start({ version, config_fingerprint: fingerprint, pid: process.pid })
@@ -225,6 +229,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     }))
   }
   fastify.addHook('onClose', async () => {
+    await approvals.close()
     await state.close()
     await synapse.close()
     fastify.stopAudit()
@@ -239,7 +244,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await fastify.register(authPlugin, { jwt: config.jwt, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
   await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
   await fastify.register(meRoute, { policy: () => policy })
-  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount })
+  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount, approvals, approvalSweepMs: options.approvals?.sweepMs })
   if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
 
   return fastify

@@ -1,7 +1,7 @@
 import createError from '@fastify/error'
 
-/** What an audit entry says happened. */
-export type Outcome = 'success' | 'denied' | 'invalid' | 'failed' | 'unknown' | 'dry_run'
+/** What an audit entry says happened (`approval_requested`: held until approved, 202; docs/approvals.md). */
+export type Outcome = 'success' | 'denied' | 'invalid' | 'failed' | 'unknown' | 'dry_run' | 'approval_requested'
 
 interface ProblemKind { status: number, title: string, outcome: Outcome }
 

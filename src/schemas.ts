@@ -54,6 +54,7 @@ export const DryRunResult = Type.Object({
   dry_run: Type.Literal(true),
   would_succeed: Type.Boolean(),
   code: Type.Optional(Type.String({ description: 'The code the real call would most likely get.' })),
+  approval_required: Type.Optional(Type.Literal(true, { description: 'The real request would be held until approved (202 with the pending approval; see docs/approvals.md).' })),
   checks: Type.Array(Type.Object({ name: Type.String(), ok: Type.Boolean(), detail: Type.String() }))
 }, { description: 'A dry run: nothing changed in Synapse.' })
 

@@ -18,13 +18,15 @@ const KEY = Buffer.from('a chain key of at least sixteen bytes')
 const silent = pino({ level: 'silent' })
 
 /** start, intent r1, result r1, intent r2, result r2, stop: six lines, as the gateway writes them. */
-function writeChain (file: string, chainKey?: Buffer): string[] {
+/** A whole chain; `run` tells two chains apart even when they are written within the same millisecond. */
+function writeChain (file: string, chainKey?: Buffer, run?: string): string[] {
   const audit = createAuditLog({ file, log: silent, chainKey })
-  audit.start({ version: '0.1.0' })
-  audit.intent('r1', { action: 'room.join' })
-  audit.result('r1', { action: 'room.join', outcome: 'success', status: 200 })
-  audit.intent('r2', { action: 'room.join' })
-  audit.result('r2', { action: 'room.join', outcome: 'failed', status: 403 })
+  const id = (n: number) => `${run ?? 'r'}${n}`
+  audit.start({ version: '0.1.0', ...(run === undefined ? {} : { run }) })
+  audit.intent(id(1), { action: 'room.join' })
+  audit.result(id(1), { action: 'room.join', outcome: 'success', status: 200 })
+  audit.intent(id(2), { action: 'room.join' })
+  audit.result(id(2), { action: 'room.join', outcome: 'failed', status: 403 })
   audit.stop({})
   return readFileSync(file, 'utf8').split('\n').slice(0, -1)
 }
@@ -230,7 +232,7 @@ t.test('a start record that does not link to the record before it is reported, w
   const F = 'f'
   const lines = writeChain(join(t.testdir(), 'first.log'), KEY)
   // A second chain from a gateway that could not read back the first (standard output, or a removed file).
-  const other = writeChain(join(t.testdir(), 'other.log'), KEY)
+  const other = writeChain(join(t.testdir(), 'other.log'), KEY, 'other')
   const result = report(F, [...lines, ...other], KEY)
   t.equal(result.exitCode, 1)
   t.equal(result.lines[0], `${F}:7: inserted: a new chain starts at seq 1 after seq 6 (${F}:6): seq must increase (records replayed from another chain, or a gateway that restarted on standard output or without its audit file and chain head: verify each chain on its own)`)

@@ -13,6 +13,7 @@ import { ACTION_PROBLEMS } from '../src/schemas.js'
 import { PROBLEMS } from '../src/errors.js'
 import { completeDocument } from '../src/routes/docs.js'
 import { CATALOG as ACTIONS } from '../src/actions/catalog.js'
+import { HOLD_PROBLEMS } from '../src/actions/approval.js'
 import { startHarness } from './helpers/harness.js'
 
 const committed = readFileSync(new URL('../openapi.yaml', import.meta.url), 'utf8')
@@ -32,7 +33,7 @@ t.test('openapi.yaml is valid OpenAPI 3.1 and documents every problem with an ex
   t.same(join.security, [{ bearerAuth: [] }])
   const documented = new Set<string>()
   for (const [status, response] of Object.entries(join.responses as Record<string, any>)) {
-    if (status === '200') continue
+    if (status === '200' || status === '202') continue
     const content = response.content['application/problem+json']
     t.ok(content, `${status} is problem+json`)
     for (const [code, example] of Object.entries(content.examples as Record<string, any>)) {
@@ -103,13 +104,14 @@ t.test('every action route is in openapi.yaml with its operationId, its problems
     t.ok(operation.responses['200'], `${action.name}: its success`)
     const documented = new Set<string>()
     for (const [status, response] of Object.entries(operation.responses as Record<string, any>)) {
-      if (status === '200') continue
+      if (status === '200' || status === '202') continue
       for (const [code, example] of Object.entries(response.content['application/problem+json'].examples as Record<string, any>)) {
         documented.add(code)
         t.equal(example.value.status, Number(status), `${action.name}: ${code} example has status ${status}`)
       }
     }
-    const expected = [...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable'] : [])]
+    t.equal(operation.responses['202'] !== undefined, action.acting, `${action.name}: 202 (held for approval) ${action.acting ? 'documented' : 'not offered'}`)
+    const expected = [...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable', ...HOLD_PROBLEMS] : [])]
     t.same([...documented].sort(), [...new Set(expected)].sort(), `${action.name}: every code the route can answer has an example`)
     const dryRun = (operation.parameters ?? []).find((parameter: { name: string }) => parameter.name === 'dry_run')
     t.equal(dryRun !== undefined, action.acting, `${action.name}: dry_run ${action.acting ? 'offered' : 'not offered'}`)

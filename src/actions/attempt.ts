@@ -3,6 +3,7 @@ import type { Caller } from '../auth/claims.js'
 import type { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/index.js'
 import type { NamedTarget } from './action.js'
+import { approvalRecordField, type AttemptApproval } from './approval.js'
 import type { IdempotencyClaim } from './idempotency.js'
 
 export interface AuditUpstream { call: string, status: number | null, matrix_errcode: string | null, duration_ms: number }
@@ -26,12 +27,14 @@ export interface Attempt {
   replayed: boolean
   /** Set on batch items. */
   batch: { id: string, index: number } | undefined
+  /** Held for approval, or run because approved (src/actions/approval.ts). */
+  approval: AttemptApproval | undefined
   /** When the attempt's Synapse work must be done by (performance.now()); set by the first call. */
   deadline: number | undefined
 }
 
 export function newAttempt (action: string, batch?: { id: string, index: number }): Attempt {
-  const fresh: Attempt = { action, actor: null, policySnapshot: undefined, target: undefined, roomId: undefined, upstream: undefined, policy: undefined, reason: undefined, dryRun: false, intentWritten: false, idempotency: undefined, replayed: false, batch, deadline: undefined }
+  const fresh: Attempt = { action, actor: null, policySnapshot: undefined, target: undefined, roomId: undefined, upstream: undefined, policy: undefined, reason: undefined, dryRun: false, intentWritten: false, idempotency: undefined, replayed: false, batch, approval: undefined, deadline: undefined }
   return fresh
 }
 
@@ -47,7 +50,8 @@ export function intentRecord (attempt: Attempt): Record<string, unknown> {
     target: auditTarget(attempt),
     ...(attempt.policy === undefined ? {} : { policy: attempt.policy }),
     ...(attempt.reason === undefined ? {} : { reason: attempt.reason }),
-    ...(attempt.batch === undefined ? {} : { batch: attempt.batch })
+    ...(attempt.batch === undefined ? {} : { batch: attempt.batch }),
+    ...(attempt.approval === undefined ? {} : { approval: approvalRecordField(attempt.approval) })
   }
 }
 
@@ -69,7 +73,8 @@ export function attemptResult (attempt: Attempt, origin: RequestOrigin & { token
       ...(attempt.reason === undefined ? {} : { reason: attempt.reason }),
       ...(attempt.dryRun ? { dry_run: true } : {}),
       ...(attempt.replayed ? { replayed: true } : {}),
-      ...(attempt.batch === undefined ? {} : { batch: attempt.batch })
+      ...(attempt.batch === undefined ? {} : { batch: attempt.batch }),
+      ...(attempt.approval === undefined ? {} : { approval: approvalRecordField(attempt.approval) })
     }
   })
 }

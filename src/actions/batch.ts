@@ -10,6 +10,7 @@ import { logProblem, toGatewayError } from '../error-handler.js'
 import { DryRunQuery, problemResponses } from '../schemas.js'
 import type { SharedState } from '../state/shared.js'
 import type { ActionDefinition } from './action.js'
+import { heldApproval } from './approval.js'
 import { newAttempt } from './attempt.js'
 import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
 import { successOutcome, type Pipeline } from './pipeline.js'
@@ -85,8 +86,10 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
       const invalid = validate(action, 'params', input.params) ?? (action.body === undefined ? undefined : validate(action, 'body', input.body))
       if (invalid !== undefined) throw invalid
       const body = await pipeline.perform(request.id, request.log, attempt, action, { ...input, dryRun })
-      pipeline.finish(attempt, origin, 200, undefined, successOutcome(attempt), performance.now() - started)
-      return { index, status: 200, body }
+      // An item the policy allows only after an approval is held on its own: 202 and its {approval}.
+      const status = heldApproval(attempt) === undefined ? 200 : 202
+      pipeline.finish(attempt, origin, status, undefined, successOutcome(attempt), performance.now() - started)
+      return { index, status, body }
     } catch (thrown) {
       const error = toGatewayError(thrown as Parameters<typeof toGatewayError>[0], action.body)
       logProblem(request.log, thrown, error)

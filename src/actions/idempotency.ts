@@ -64,7 +64,9 @@ export async function settleKey (store: IdempotencyStore, claim: IdempotencyClai
       await store.release(claim.scope, claim.key)
       return
     }
-    await store.complete(claim.scope, claim.key, { status, headers: { 'content-type': String(reply.getHeader('content-type') ?? 'application/json') }, body: payload })
+    // A request held for approval replays its 202 with the same Location.
+    const location = reply.getHeader('location')
+    await store.complete(claim.scope, claim.key, { status, headers: { 'content-type': String(reply.getHeader('content-type') ?? 'application/json'), ...(typeof location === 'string' ? { location } : {}) }, body: payload })
   } catch (error) {
     // The claim then expires by itself; the answer has been given either way.
     reply.request.log.warn({ err: { message: (error as Error).message } }, 'could not store the idempotent answer')
@@ -73,6 +75,8 @@ export async function settleKey (store: IdempotencyStore, claim: IdempotencyClai
 
 /** The outcome a replayed answer stands for, for its audit record. */
 export function replayedOutcome (status: number, body: string): Outcome {
+  // Only a request held for approval answers 202.
+  if (status === 202) return 'approval_requested'
   if (status < 400) return 'success'
   try {
     const code = (JSON.parse(body) as { code?: string }).code

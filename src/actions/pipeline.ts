@@ -7,7 +7,9 @@ import { serverOf } from '../matrix-ids.js'
 import type { ActionName, Policy } from '../policy/index.js'
 import type { Limit } from '../state/rate-limit.js'
 import { StateUnavailableError } from '../state/shared.js'
+import type { ApprovalStore } from '../approvals/index.js'
 import { namedTarget, type ActionDefinition } from './action.js'
+import { heldApproval, holdAttempt, throughApproval } from './approval.js'
 import { attemptResult, type Attempt } from './attempt.js'
 import { dryRunChecks, enforceChecks, type DryRunReport } from './checks.js'
 import { policyCaller, refusal, roomFacts } from './decision.js'
@@ -30,6 +32,8 @@ export interface PipelineOptions extends FacadeOptions {
   authenticate: (request: FastifyRequest) => Promise<Caller>
   ipLimit: Limit
   callerLimit: Limit
+  /** Where requests the policy allows only after an approval are held (src/approvals). */
+  approvals: ApprovalStore
 }
 
 /** What the caller sent for one attempt, already validated by the action's schemas. */
@@ -61,15 +65,35 @@ export function createPipeline (options: PipelineOptions) {
     }
   }
 
+  function checkOrg (caller: Caller): void {
+    if (config.allowedOrgs.length > 0 && (caller.org === null || !config.allowedOrgs.includes(caller.org))) {
+      throw problem('org_not_allowed', 'Your organisation is not allowed to use this gateway.')
+    }
+  }
+
   /** Step 1. `caller`: already verified (a batch's items); otherwise the request's token is. */
   async function admit (request: FastifyRequest, attempt: Attempt, action: ActionDefinition, caller?: Caller): Promise<void> {
     await enforce(options.ipLimit, request, 'address', action.acting)
     caller ??= await options.authenticate(request)
-    attempt.actor = caller
     request.caller = caller
-    if (config.allowedOrgs.length > 0 && (caller.org === null || !config.allowedOrgs.includes(caller.org))) {
-      throw problem('org_not_allowed', 'Your organisation is not allowed to use this gateway.')
-    }
+    authorize(attempt, action, caller)
+    await enforce(options.callerLimit, request, 'caller', action.acting)
+  }
+
+  /** For routes that are not actions (the approval routes): the same limits, token and ALLOWED_ORGS, no policy. */
+  async function admitCaller (request: FastifyRequest, acting: boolean): Promise<Caller> {
+    await enforce(options.ipLimit, request, 'address', acting)
+    const caller = await options.authenticate(request)
+    request.caller = caller
+    checkOrg(caller)
+    await enforce(options.callerLimit, request, 'caller', acting)
+    return caller
+  }
+
+  /** The caller's org and the policy on the action alone (an approved request runs from here, its limits long counted). */
+  function authorize (attempt: Attempt, action: ActionDefinition, caller: Caller): void {
+    attempt.actor = caller
+    checkOrg(caller)
     const policy = attempt.policySnapshot = options.policy()
     if (!policy.permitsAction(policyCaller(caller), action.name as ActionName)) {
       // A policy decision like the later ones (no rule gives this caller the action): audited and counted.
@@ -77,7 +101,6 @@ export function createPipeline (options: PipelineOptions) {
       metrics.policyDecisions.inc({ rule: 'none', effect: 'deny' })
       throw refusal(policy, config.joinRoles, caller, action.name, undefined)
     }
-    await enforce(options.callerLimit, request, 'caller', action.acting)
   }
 
   /** Step 2: everything after admission, up to the action's answer (or a dry run's report). */
@@ -106,10 +129,16 @@ export function createPipeline (options: PipelineOptions) {
     const decision = policy.decide({ caller: policyCaller(caller), action: action.name as ActionName, room: facts, user: target.userId === undefined ? null : { id: target.userId } })
     metrics.policyDecisions.inc({ rule: decision.rule ?? 'none', effect: decision.effect })
     attempt.policy = { rule: decision.rule, effect: decision.effect }
-    if (!decision.allowed) throw refusal(policy, config.joinRoles, caller, action.name, decision)
+    let approvalRequired = false
+    if (!decision.allowed) {
+      const step = decision.approval === undefined ? 'refuse' : throughApproval(attempt, action, decision.approval)
+      if (step === 'refuse') throw refusal(policy, config.joinRoles, caller, action.name, decision)
+      if (step === 'hold') return await holdAttempt(options.approvals, attempt, action, input, decision.approval as NonNullable<typeof decision.approval>)
+      approvalRequired = step === 'predict'
+    }
 
     const resolved = { room, userId: target.userId, reason }
-    if (attempt.dryRun) return dryRunAnswer(await dryRunChecks(action.checks ?? [], context, resolved))
+    if (attempt.dryRun) return dryRunAnswer(await dryRunChecks(action.checks ?? [], context, resolved), approvalRequired)
     await enforceChecks(action.checks ?? [], context, resolved)
     return await action.run(context, resolved)
   }
@@ -120,14 +149,15 @@ export function createPipeline (options: PipelineOptions) {
     audit.result(origin.id, attemptResult(attempt, origin, outcome, status, error, durationMs))
   }
 
-  return { admit, perform, finish }
+  return { admit, admitCaller, authorize, perform, finish }
 }
 
 export type Pipeline = ReturnType<typeof createPipeline>
 
-function dryRunAnswer (report: DryRunReport) {
-  return { dry_run: true as const, would_succeed: report.code === undefined, ...(report.code === undefined ? {} : { code: report.code }), checks: report.checks }
+/** `approvalRequired`: the real request would be held for approval (dry runs never are). */
+function dryRunAnswer (report: DryRunReport, approvalRequired: boolean) {
+  return { dry_run: true as const, would_succeed: report.code === undefined, ...(report.code === undefined ? {} : { code: report.code }), ...(approvalRequired ? { approval_required: true as const } : {}), checks: report.checks }
 }
 
 /** The outcome of an answer without a problem. */
-export const successOutcome = (attempt: Attempt): Outcome => attempt.dryRun ? 'dry_run' : 'success'
+export const successOutcome = (attempt: Attempt): Outcome => attempt.dryRun ? 'dry_run' : heldApproval(attempt) !== undefined ? 'approval_requested' : 'success'

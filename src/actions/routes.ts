@@ -7,6 +7,7 @@ import { registerRateLimits } from '../state/rate-limit.js'
 import type { SharedState } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
 import { newAttempt, type Attempt } from './attempt.js'
+import { approvalWiring, heldApproval, HELD_RESPONSE, HOLD_PROBLEMS } from './approval.js'
 import { batchRoute } from './batch.js'
 import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
@@ -15,6 +16,8 @@ import { createActionValidators } from './validation.js'
 export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate' | 'ipLimit' | 'callerLimit'> {
   state: SharedState
   actions: readonly ActionDefinition[]
+  /** How often pending approvals past their expiry are marked and audited (ms; default 60 000). */
+  approvalSweepMs?: number
 }
 
 /** OpenAPI tag of an action: the first part of its name (`user.read` → users). */
@@ -38,6 +41,7 @@ export const actionRoutes: FastifyPluginAsyncTypebox<ActionRoutesOptions> = asyn
   })
   const validators = createActionValidators()
   await fastify.register(batchRoute, { config, audit: options.audit, state, pipeline, actions: options.actions, validate: validators.validate })
+  await fastify.register(approvalWiring, { store: options.approvals, audit: options.audit, pipeline, actions: options.actions, validate: validators.validate, expirySweepMs: options.approvalSweepMs })
   await fastify.register(async (scope) => { routeEach(scope, options.actions, pipeline, validators.compiler, state) })
 }
 
@@ -84,7 +88,10 @@ function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition
           if (attempt.idempotency === undefined) return reply
         }
         const dryRun = (request.query as { dry_run?: string } | undefined)?.dry_run === 'true'
-        return await pipeline.perform(request.id, request.log, attempt, action, { params: request.params, body: request.body, query: request.query, dryRun })
+        const answer = await pipeline.perform(request.id, request.log, attempt, action, { params: request.params, body: request.body, query: request.query, dryRun })
+        const held = heldApproval(attempt)
+        if (held !== undefined) reply.code(202).header('location', `/v1/approvals/${held.id}`)
+        return answer
       }
     })
   }
@@ -144,7 +151,8 @@ function routeSchema (action: ActionDefinition) {
       200: action.acting
         ? { description: 'Done (or, with ?dry_run=true, the prediction).', anyOf: [action.result, DryRunResult] }
         : { description: 'OK.', ...action.result },
-      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable'] as ProblemCode[] : [])])
+      ...(action.acting ? { 202: HELD_RESPONSE } : {}),
+      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable', ...HOLD_PROBLEMS] as ProblemCode[] : [])])
     }
   }
 }

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { auditedText } from '../audit/fields.js'
+import { auditedText, resultRecord } from '../audit/fields.js'
 import { GatewayError, problem, type ProblemCode } from '../errors.js'
 import { problemResponses, Reason } from '../schemas.js'
 import { StateUnavailableError } from '../state/unavailable.js'
@@ -10,6 +10,15 @@ import {
   APPROVAL_ID, approvers, decodeCursor, isVisibleTo, mayDecide, samePerson,
   type Approval, type ApprovalStatus, type ApprovalStore, type ApproveOutcome, type DecisionRefusal, type DenyOutcome, type Person
 } from './types.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** An approval route's call already has its audit record. */
+    approvalAudited: boolean
+    /** Who called an approval route, once admitted. */
+    approvalCaller: (Person & { roles: readonly string[] }) | null
+  }
+}
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 
@@ -87,7 +96,12 @@ export function approvalAuditField (approval: Approval): Record<string, unknown>
   }
 }
 
-export type ApprovalAuditEvent = 'approval_approved' | 'approval_denied' | 'approval_expired' | 'approval_refused'
+/**
+ * The records of an approval's story carry their event as their `outcome` (the held request's own
+ * record is `approval_requested`, written by the pipeline); `approval_read` records a GET of the
+ * approval routes, whose outcome is the usual `success` or its problem's.
+ */
+export type ApprovalAuditEvent = 'approval_approved' | 'approval_denied' | 'approval_expired' | 'approval_refused' | 'approval_read'
 
 /** The held action's own answer, as the approving call passes it on. */
 export interface ActionAnswer { status: number, headers: Record<string, string>, body: string }
@@ -122,7 +136,7 @@ export async function sweepExpiredApprovals (store: ApprovalStore, audit: Approv
 }
 
 function expiryFields (approval: Approval): Record<string, unknown> {
-  return { action: approval.action, outcome: 'denied', code: 'approval_expired', target: approval.target, approval: approvalAuditField(approval), expires_at: iso(approval.expires_at) }
+  return { action: approval.action, outcome: 'approval_expired', code: 'approval_expired', target: approval.target, approval: approvalAuditField(approval), expires_at: iso(approval.expires_at) }
 }
 
 /**
@@ -133,6 +147,36 @@ function expiryFields (approval: Approval): Record<string, unknown> {
  */
 export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = async (fastify, options) => {
   const { store, audit } = options
+  fastify.decorateRequest('approvalAudited', false)
+  fastify.decorateRequest('approvalCaller', null)
+  // Every call is audited: decisions by decide(), the rest here (reads, and refusals before the handler).
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    if (!request.approvalAudited) {
+      const error = request.gatewayError
+      const decision = request.routeOptions.url?.endsWith('/approve') === true ? 'approve' : request.routeOptions.url?.endsWith('/deny') === true ? 'deny' : undefined
+      if (decision !== undefined) {
+        audit('approval_refused', decisionRecord(request, decision, request.approvalCaller ?? undefined, undefined, null, error ?? problem('internal_error', 'unanswered')), request.id)
+      } else {
+        const id = (request.params as { id?: unknown } | undefined)?.id
+        audit('approval_read', resultRecord({
+          action: id === undefined ? 'approvals.list' : 'approvals.read',
+          outcome: error === undefined ? 'success' : error.outcome,
+          status: reply.statusCode,
+          code: error?.problem,
+          actor: null,
+          origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
+          fields: {
+            // The caller as approvals know it (sub, iss, roles), in the actor's place.
+            ...(request.approvalCaller === null ? {} : { actor: { sub: request.approvalCaller.sub, iss: request.approvalCaller.iss, roles: request.approvalCaller.roles } }),
+            ...(request.tokenRefusal === undefined ? {} : { token_refusal: request.tokenRefusal }),
+            ...(id === undefined ? {} : { approval: { id: auditedText(id) } })
+          },
+          durationMs: reply.elapsedTime
+        }), request.id)
+      }
+    }
+    done(null, payload)
+  })
 
   const sweepMs = options.expirySweepMs ?? 60_000
   if (sweepMs > 0) {
@@ -159,7 +203,8 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
 
   async function caller (request: FastifyRequest): Promise<Person & { roles: readonly string[] }> {
     const who = await options.authenticate(request)
-    return { sub: who.sub, iss: who.iss ?? null, roles: who.roles }
+    request.approvalCaller = { sub: who.sub, iss: who.iss ?? null, roles: who.roles }
+    return request.approvalCaller
   }
 
   /** Authentication first, then the input: the same order as the action routes. */
@@ -235,12 +280,14 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
 
   /** One audit record per decision call, refused or not. */
   function decisionRecord (request: FastifyRequest, decision: 'approve' | 'deny', who: Person & { roles: readonly string[] } | undefined, approval: Approval | undefined, reason: string | null, error: GatewayError | undefined, extra: Record<string, unknown> = {}): Record<string, unknown> {
+    request.approvalAudited = true
     return {
       action: approval?.action ?? 'unknown',
       decision,
-      outcome: error === undefined ? 'success' : error.outcome,
+      outcome: error !== undefined ? 'approval_refused' : decision === 'approve' ? 'approval_approved' : 'approval_denied',
       ...(error === undefined ? {} : { code: error.problem }),
       actor: who === undefined ? null : { sub: who.sub, iss: who.iss, roles: who.roles },
+      ...(request.tokenRefusal === undefined ? {} : { token_refusal: request.tokenRefusal }),
       target: approval?.target ?? null,
       ...(approval === undefined ? { approval: { id: auditedText((request.params as { id?: unknown }).id) } } : { approval: approvalAuditField(approval) }),
       ...(reason === null ? {} : { reason }),
@@ -267,23 +314,24 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
    * approval when the decision was recorded.
    */
   async function decide (request: FastifyRequest<{ Params: Static<typeof IdParams>, Body: Static<typeof DecisionBody> | undefined }>, decision: 'approve' | 'deny') {
-    const who = await caller(request)
     const reason = request.body?.reason ?? null
+    let who: Awaited<ReturnType<typeof caller>> | undefined
     let approval: Approval | undefined
     try {
+      const decider = who = await caller(request)
       checkInput(request, 'The body is optional; it takes only reason (text of at most 512 characters, without control characters).')
-      approval = await visible(request.params.id, who)
-      const requester = samePerson(approval.requested_by, who)
+      approval = await visible(request.params.id, decider)
+      const requester = samePerson(approval.requested_by, decider)
       if (decision === 'approve' && requester) throw problem('self_approval', 'You requested this action: another caller holding one of the required roles must approve it.')
       // Seen only by the requester and the deciders, so a caller here without the roles is the requester (deny: withdrawal).
-      if (!requester && !mayDecide(approval, who.roles)) throw problem('approval_not_found', DETAIL_NOT_FOUND)
-      const outcome: ApproveOutcome | DenyOutcome = await stored(async () => decision === 'approve' ? await store.approve(request.params.id, who, reason) : await store.deny(request.params.id, who, reason))
+      if (!requester && !mayDecide(approval, decider.roles)) throw problem('approval_not_found', DETAIL_NOT_FOUND)
+      const outcome: ApproveOutcome | DenyOutcome = await stored(async () => decision === 'approve' ? await store.approve(request.params.id, decider, reason) : await store.deny(request.params.id, decider, reason))
       if (outcome.kind === 'expired' && outcome.expiredNow) audit('approval_expired', expiryFields(outcome.approval), request.id)
       if (outcome.kind !== 'recorded' && outcome.kind !== 'execute' && outcome.kind !== 'denied') {
         if ('approval' in outcome) approval = outcome.approval
         throw refusalProblem(outcome, decision)
       }
-      return { who, reason, outcome }
+      return { who: decider, reason, outcome }
     } catch (error) {
       if (error instanceof GatewayError) {
         audit('approval_refused', decisionRecord(request, decision, who, approval, reason, error), request.id)

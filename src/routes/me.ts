@@ -8,7 +8,13 @@ const Me = Type.Object({
   sub: Type.String(),
   org: Type.Union([Type.String(), Type.Null()]),
   roles: Type.Array(Type.String()),
-  actions: Type.Array(Type.String(), { description: 'Actions at least one policy rule allows this caller (room and user constraints aside).' })
+  actions: Type.Array(Type.String(), { description: 'Actions at least one policy rule allows this caller (room and user constraints aside).' }),
+  approvals: Type.Array(Type.Object({
+    action: Type.String(),
+    roles: Type.Array(Type.String(), { description: 'An approver holds one of these roles.' }),
+    count: Type.Integer({ description: 'Distinct approvers needed (never you).' }),
+    always: Type.Boolean({ description: 'True when no rule allows it to you outright: every request is held. False when another rule may allow it at once (depending on the room or user).' })
+  }), { description: 'Actions of `actions` that a rule allows you only after an approval (docs/approvals.md): such a request answers 202 and waits.' })
 })
 
 /** GET /v1/me: any valid token; integrators check a token and its roles before their first call. */
@@ -23,7 +29,8 @@ export const meRoute: FastifyPluginAsyncTypebox<{ policy: () => Policy }> = asyn
     }
   }, async (request) => {
     const caller = await fastify.authenticate(request)
-    const actions = policy().allowedActions(policyCaller(caller))
-    return { sub: caller.sub, org: caller.org, roles: caller.roles, actions }
+    const access = policy().actionAccess(policyCaller(caller))
+    const approvals = access.flatMap(({ action, outright, approval }) => approval === null ? [] : [{ action, roles: [...approval.roles], count: approval.count, always: !outright }])
+    return { sub: caller.sub, org: caller.org, roles: caller.roles, actions: access.map(({ action }) => action), approvals }
   })
 }

@@ -46,6 +46,8 @@ export interface HarnessOptions {
   synapseUrl?: string
   jwksTiming?: JwksTiming
   synapseBreaker?: BuildOptions['synapseBreaker']
+  /** The approvals' clock and expiry sweep (src/app.ts BuildOptions). */
+  approvals?: BuildOptions['approvals']
 }
 
 export class LogCapture extends Writable {
@@ -75,7 +77,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
     ...options.env
   }
   const logs = new LogCapture()
-  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker })
+  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker, approvals: options.approvals })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()
