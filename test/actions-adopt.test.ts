@@ -4,14 +4,12 @@
  * room that is not public: m3b, g28), then its own join; after that, joins into the private room
  * and removals from it work. Rooms are the actions recording's (ACTION_ROOMS).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { SYNAPSE_VERSIONS } from '../dev/homeserver/versions.js'
 import { ACTION_ROOMS, ACTION_USERS, buildRoom } from '../dev/homeserver/state.js'
 import type { SimulatedHomeserver } from '../dev/homeserver/server.js'
 import { callsSince, enc, memberOf, startActionHarness, stateOf } from './helpers/actions.js'
+import { tempPolicy } from './helpers/policy-http.js'
 
 const ADMIN = ACTION_USERS.admin
 const adopt = (room: string, query = '') => `/v1/rooms/${enc(room)}/adopt${query}`
@@ -195,10 +193,7 @@ t.test('room version 12: the creator (unlimited power, not listed) grants power 
 })
 
 t.test('the policy decides on room.adopt like any action', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'adopt-policy-'))
-  t.after(() => { rmSync(dir, { recursive: true, force: true }) })
-  const policy = join(dir, 'policy.yaml')
-  writeFileSync(policy, [
+  const policy = tempPolicy(t, [
     'rules:',
     '  - name: helpdesk-joins',
     '    roles: [matrix-admin]',
@@ -209,7 +204,7 @@ t.test('the policy decides on room.adopt like any action', async (t) => {
     '    actions: [room.adopt]',
     `    rooms: ["${ACTION_ROOMS.aliceNoAdmin}"]`,
     ''
-  ].join('\n'))
+  ].join('\n')).file
   const h = await startActionHarness(t, { env: { POLICY_FILE: policy } })
   const denied = await h.call('POST', adopt(ACTION_ROOMS.aliceNoAdmin))
   t.equal(denied.status, 403)
