@@ -45,7 +45,7 @@ t.test('room.adopt against the real Synapse', async (t) => {
     const adopted = await adopt(gateway, roomId)
     t.equal(adopted.status, 200, JSON.stringify(adopted.body))
     t.same(adopted.body, { room_id: roomId, changed: true })
-    t.equal(await membership(roomId, admin.userId), 'join', 'the gateway\'s account joined')
+    t.match(await matrix.membership(admin.token, roomId, admin.userId), { membership: 'join', reason: 'tier: adopt' }, 'the gateway\'s account joined, with the reason')
     t.equal((await matrix.powerLevels(admin.token, roomId)).users?.[admin.userId], 100, 'with power level 100')
     t.match(gateway.audit().filter((record) => record.action === 'room.adopt' && record.event === 'result').at(-1), { outcome: 'success', upstream: { call: 'own_join', status: 200 } })
 

@@ -39,6 +39,7 @@ for (const synapseVersion of SYNAPSE_VERSIONS) {
       t.same(callsSince(h.homeserver, from).filter((call) => call !== 'room_state' && call !== 'whoami'), ['make_room_admin', 'client_join'])
       t.same(JSON.parse(h.homeserver.callsTo('make_room_admin')[0]?.body ?? ''), { user_id: ADMIN }, 'make_room_admin names the gateway\'s account')
       t.equal(h.homeserver.callsTo('client_join')[0]?.url, `/_matrix/client/v3/rooms/${enc(room)}/join`)
+      t.same(JSON.parse(h.homeserver.callsTo('client_join')[0]?.body ?? ''), { reason: 'Ticket OPS-1: prepare the room' }, 'the reason goes on the join event')
       t.equal(levelOf(h.homeserver, room, ADMIN), 100)
       t.equal(memberOf(h.homeserver, room, ADMIN).membership, 'join')
       const records = h.recordsOf(res.requestId)

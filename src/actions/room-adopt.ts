@@ -18,7 +18,8 @@ const POWER_USERS = { powerUsers: true }
  * (m3b, g28), and the admin join API cannot join the admin itself there (its invite would come
  * from an account that is not in the room: b2s). A client join as the invited account can.
  */
-const ownJoin = (roomId: string) => changingCall('own_join', 'POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, {})
+const ownJoin = (roomId: string, reason: string | undefined) =>
+  changingCall('own_join', 'POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, reason === undefined ? {} : { reason })
 
 const AdoptResult = Type.Object({
   room_id: Type.String({ description: 'The room ID, resolved when an alias was given.' }),
@@ -139,13 +140,13 @@ export const roomAdopt = defineAction({
     }
   ],
 
-  async run (context, { room }) {
+  async run (context, { room, reason }) {
     const roomId = (room as NonNullable<typeof room>).id
     const { plan } = await roomAndPlan(context, roomId)
     if (plan.grant) makeRoomAdminAnswer(await context.synapse.makeRoomAdmin(roomId, await context.adminUserId()), CANNOT_BE_ADOPTED)
     if (plan.join) {
       try {
-        ownJoinAnswer(await context.synapse.send(ownJoin(roomId)))
+        ownJoinAnswer(await context.synapse.send(ownJoin(roomId, reason)))
       } catch (error) {
         throw plan.grant ? halfDone(error) : error
       }
