@@ -4,10 +4,12 @@
  * room that is not public: m3b, g28), then its own join; after that, joins into the private room
  * and removals from it work. Rooms are the actions recording's (ACTION_ROOMS).
  */
+import { readFileSync } from 'node:fs'
 import t from 'tap'
+import { request } from 'undici'
 import { SYNAPSE_VERSIONS } from '../dev/homeserver/versions.js'
 import { ACTION_ROOMS, ACTION_USERS, buildRoom } from '../dev/homeserver/state.js'
-import type { SimulatedHomeserver } from '../dev/homeserver/server.js'
+import { SimulatedHomeserver } from '../dev/homeserver/server.js'
 import { callsSince, enc, memberOf, startActionHarness, stateOf } from './helpers/actions.js'
 import { tempPolicy } from './helpers/policy-http.js'
 
@@ -176,6 +178,35 @@ for (const synapseVersion of SYNAPSE_VERSIONS) {
     })
   })
 }
+
+t.test('the simulator\'s client join answers as recorded (adopt-*.json a3, a4, a7, a8, a9)', async (t) => {
+  for (const synapseVersion of SYNAPSE_VERSIONS) {
+    const recorded = JSON.parse(readFileSync(`test/fixtures/synapse/adopt-${synapseVersion}.json`, 'utf8')) as Array<{ case: string, response: { status: number, body: any } }>
+    const answer = (id: string) => recorded.find((exchange) => exchange.case.startsWith(`${id} `))?.response
+    const homeserver = new SimulatedHomeserver({ synapseVersion, fixture: 'actions' })
+    const url = await homeserver.listen()
+    t.teardown(async () => { await homeserver.close() })
+    const invited = aliceRoom(homeserver, '!adoptInvited:test.local')
+    homeserver.state.rooms.get(invited)?.members.set(ADMIN, 'invite')
+    const join = async (room: string) => {
+      const response = await request(`${url}/_matrix/client/v3/rooms/${enc(room)}/join`, { method: 'POST', headers: { authorization: `Bearer ${homeserver.adminToken}`, 'content-type': 'application/json' }, body: '{}' })
+      return { status: response.statusCode, body: await response.body.json() as any }
+    }
+    const cases: Array<[string, string, (body: any) => unknown]> = [
+      ['a3', invited, () => ({ room_id: invited })],
+      ['a4', invited, () => ({ room_id: invited })],
+      ['a7', aliceRoom(homeserver, '!adoptNoInvite:test.local'), (body) => body],
+      ['a8', aliceRoom(homeserver, '!adoptPublicJoin:test.local', true), () => ({ room_id: '!adoptPublicJoin:test.local' })],
+      ['a9', '!nosuch:test.local', (body) => body]
+    ]
+    for (const [id, room, expected] of cases) {
+      const recordedAnswer = answer(id)
+      const got = await join(room)
+      t.equal(got.status, recordedAnswer?.status, `${synapseVersion} ${id}: status`)
+      t.same(got.body, expected(recordedAnswer?.body), `${synapseVersion} ${id}: body`)
+    }
+  }
+})
 
 t.test('room version 12: the creator (unlimited power, not listed) grants power level 100; the dry run knows it', async (t) => {
   const h = await startActionHarness(t)

@@ -60,13 +60,14 @@ export function adminJoin (state: HomeserverState, requester: string, room: SimR
 }
 
 /**
- * POST /_matrix/client/v3/rooms/{roomId}/join as `requester` (room.adopt's own join; not recorded:
- * Synapse's event auth rules, checked against real Synapse by test-synapse/adopt.test.ts). A joined
- * member joining again is a no-op; an invited one, or anyone in a public room, joins.
+ * POST /_matrix/client/v3/rooms/{roomId}/join as `requester` (room.adopt's own join; cases a3–a9 of
+ * adopt-1.163.2.json and adopt-1.67.0.json, the same in both). A joined member joining again gets
+ * 200 (a4); an invited one (a3), or anyone in a public room (a8), joins; no invite: 403 (a7).
+ * The ban and block answers are not recorded (Synapse's event auth rules).
  */
 export function clientJoin (state: HomeserverState, requester: string, roomId: string): Answer {
   const room = state.rooms.get(roomId)
-  if (room === undefined) return fail(404, 'M_UNKNOWN', 'No known servers')
+  if (room === undefined) return fail(404, 'M_UNKNOWN', 'Can\'t join remote room because no servers that are in the room have been provided.')
   if (room.blocked) return matrixError(403, 'M_UNKNOWN', 'This room has been blocked on this server')
   const membership = room.members.get(requester)
   if (membership === 'ban') return fail(403, 'M_FORBIDDEN', 'You are banned from this room')

@@ -15,8 +15,9 @@ const POWER_USERS = { powerUsers: true }
 
 /**
  * The join make_room_admin leaves to its target: it only invites into a room that is not public
- * (m3b, g28), and the admin join API cannot join the admin itself there (its invite would come
- * from an account that is not in the room: b2s). A client join as the invited account can.
+ * (m3b, a1, a2), and the admin join API cannot join the admin itself there, even invited (its own
+ * invite would come from an account that is not in the room: b2s, a6). A client join as the
+ * invited account can (a3; test/fixtures/synapse/adopt-*.json).
  */
 const ownJoin = (roomId: string, reason: string | undefined) =>
   changingCall('own_join', 'POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, reason === undefined ? {} : { reason })

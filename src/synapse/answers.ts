@@ -286,7 +286,7 @@ const NO_POWER_TO_PROMOTE = { code: 'synapse_forbidden', detail: 'No local membe
 
 /**
  * POST /_matrix/client/v3/rooms/<id>/join as the gateway's own account (room.adopt): joined, maybe
- * already, or why not. Not among the recordings: the real-Synapse tier (test-synapse/adopt.test.ts) checks it.
+ * already (a3, a4), or why not: no invite 403 (a7), unknown room 404 (a9) (adopt-*.json).
  */
 export function ownJoinAnswer (response: SynapseResponse): void {
   const { errcode, error } = checked(response, true)
