@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { CATALOG } from './actions/catalog.js'
+import { createRequestLimits } from './actions/limits.js'
 import { actionRoutes, actionOfPath } from './actions/routes.js'
 import { createApprovalStore } from './approvals/index.js'
 import { resultRecord } from './audit/fields.js'
@@ -243,8 +244,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
   await fastify.register(openapi, { docsEnabled: config.docsEnabled, publicUrl: config.publicUrl })
   await fastify.register(authPlugin, { jwt: config.jwt, jwksTiming: options.jwksTiming, onJwksFetch: (result: 'ok' | 'failed') => { metrics.jwksFetches.inc({ result }) } })
   await fastify.register(healthRoutes, { synapse, auditAvailable: () => audit.available, onReadiness: (now) => { ready = now } })
-  await fastify.register(meRoute, { policy: () => policy })
-  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, policy: () => policy, actions: CATALOG, adminUserId: adminAccount, approvals, approvalSweepMs: options.approvals?.sweepMs })
+  // One per-IP and one per-caller window for every authenticated route (approvals included).
+  const limits = await createRequestLimits(fastify, { config, state, metrics })
+  await fastify.register(meRoute, { policy: () => policy, limits })
+  await fastify.register(actionRoutes, { config, synapse, rooms, audit, state, metrics, limits, policy: () => policy, actions: CATALOG, adminUserId: adminAccount, approvals, approvalSweepMs: options.approvals?.sweepMs })
   if (config.metricsEnabled && config.metricsPort === undefined) fastify.route(metricsRoute(metrics.registry))
 
   return fastify

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { DETAILS, GatewayError, PROBLEMS, problem, problemBody, type ProblemCode } from './errors.js'
+import { INVALID_KEY_DETAIL } from './actions/idempotency.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,6 +33,8 @@ function fromValidation (error: ForeignError, body?: unknown): GatewayError {
     if (first?.instancePath === '/userId') return problem('invalid_user_id', DETAILS.invalid_user_id)
     return problem('invalid_room', DETAILS.invalid_room)
   }
+  // The only header a route schema declares.
+  if (error.validationContext === 'headers') return problem('invalid_request', INVALID_KEY_DETAIL)
   if (error.validationContext === 'querystring') {
     return problem('invalid_request', 'The only query parameter is dry_run=true or dry_run=false.')
   }

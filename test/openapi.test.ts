@@ -111,7 +111,10 @@ t.test('every action route is in openapi.yaml with its operationId, its problems
       }
     }
     t.equal(operation.responses['202'] !== undefined, action.acting, `${action.name}: 202 (held for approval) ${action.acting ? 'documented' : 'not offered'}`)
-    const expected = [...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable', ...HOLD_PROBLEMS] : [])]
+    const acting = ['reason_required', 'audit_unavailable', 'idempotency_in_progress', 'idempotency_key_reused', 'state_unavailable', ...HOLD_PROBLEMS]
+    const expected = [...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? acting : [])]
+    const keyHeader = (operation.parameters as Array<{ in: string, name: string, required?: boolean }>).find((parameter) => parameter.in === 'header' && parameter.name.toLowerCase() === 'idempotency-key')
+    t.equal(keyHeader === undefined ? 'absent' : keyHeader.required === true ? 'required' : 'optional', action.acting ? 'optional' : 'absent', `${action.name}: the Idempotency-Key header`)
     t.same([...documented].sort(), [...new Set(expected)].sort(), `${action.name}: every code the route can answer has an example`)
     const dryRun = (operation.parameters ?? []).find((parameter: { name: string }) => parameter.name === 'dry_run')
     t.equal(dryRun !== undefined, action.acting, `${action.name}: dry_run ${action.acting ? 'offered' : 'not offered'}`)

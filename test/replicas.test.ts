@@ -115,7 +115,7 @@ t.test('Redis killed mid-run: acting requests 503 state_unavailable within a bou
   t.equal(batch.status, 503, 'a batch with a key cannot claim it')
   t.equal(batch.body?.code, 'state_unavailable')
   const unkeyed = await send(a.url, 'POST', '/v1/batch', { token: a.token(), body: { items: [{ action: 'room.join', room: ROOM, user_id: '@bob:test.local' }] } })
-  t.match(unkeyed.body?.results, [{ status: 503, body: { code: 'state_unavailable' } }], 'a batch without a key: each item refused')
+  t.match({ status: unkeyed.status, code: unkeyed.body?.code }, { status: 503, code: 'state_unavailable' }, 'a batch without a key: refused whole (its per-IP limit cannot be counted)')
   t.equal(homeserver.callsTo('join').length, joinsBefore, 'nothing acted while Redis was away')
   t.equal(homeserver.callsTo('kick').length, 0)
 

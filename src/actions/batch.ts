@@ -5,6 +5,7 @@ import { resultRecord } from '../audit/fields.js'
 import type { AuditLog } from '../audit/log.js'
 import type { Caller } from '../auth/claims.js'
 import type { Config } from '../config.js'
+import type { Policy } from '../policy/index.js'
 import { problem, problemBody } from '../errors.js'
 import { logProblem, toGatewayError } from '../error-handler.js'
 import { DryRunQuery, problemResponses } from '../schemas.js'
@@ -12,7 +13,9 @@ import type { SharedState } from '../state/shared.js'
 import type { ActionDefinition } from './action.js'
 import { heldApproval } from './approval.js'
 import { newAttempt } from './attempt.js'
-import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
+import { checkOrg, policyCaller, refusal } from './decision.js'
+import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey, type IdempotencyClaim } from './idempotency.js'
+import type { RequestLimits } from './limits.js'
 import { successOutcome, type Pipeline } from './pipeline.js'
 import type { createActionValidators } from './validation.js'
 
@@ -34,6 +37,9 @@ export interface BatchOptions {
   audit: AuditLog
   state: SharedState
   pipeline: Pipeline
+  limits: RequestLimits
+  /** The policy in force (SIGHUP may replace it): the front door asks it once per batch. */
+  policy: () => Policy
   actions: readonly ActionDefinition[]
   validate: ReturnType<typeof createActionValidators>['validate']
 }
@@ -56,7 +62,7 @@ function inputOf (action: ActionDefinition, item: Item): { params: Record<string
  * POST /v1/batch: each item goes through the very same pipeline as its single route (limits,
  * policy, validation by the route's own schemas, checks, audit), at most BATCH_CONCURRENCY at a time.
  */
-export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastify, { config, audit, state, pipeline, actions, validate }) => {
+export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastify, { config, audit, state, pipeline, limits, policy, actions, validate }) => {
   const acting = actions.filter((action) => action.acting)
   const byName = new Map(acting.map((action) => [action.name, action]))
   const BatchItem = Type.Object({
@@ -100,6 +106,22 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
     }
   }
 
+  /**
+   * The front door: a batch whose caller may use none of its actions (org outside ALLOWED_ORGS, no
+   * rule giving any of them) is refused whole, before any item runs or its key is claimed: one
+   * result record, nothing stored.
+   */
+  function admitBatch (caller: Caller, items: Item[]): void {
+    checkOrg(config.allowedOrgs, caller)
+    const names = [...new Set(items.map((item) => item.action))]
+    const inForce = policy()
+    // What /v1/me lists: a rule for the caller's roles and org names it, and no deny takes it away outright.
+    const granted = new Set<string>(inForce.allowedActions(policyCaller(caller)))
+    if (!names.some((name) => granted.has(name))) {
+      throw refusal(inForce, config.joinRoles, caller, names.join(' or '), undefined)
+    }
+  }
+
   fastify.decorateRequest('batchRun', null)
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const error = request.gatewayError
@@ -128,6 +150,8 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
   })
 
   fastify.post('/v1/batch', {
+    // Before the body is read and the token checked: a flood of junk tokens is refused cheaply.
+    onRequest: async (request) => { await limits.admitAddress(request, true) },
     // Each item is a few hundred bytes at most.
     bodyLimit: Math.max(4096, config.batchMaxItems * 2048),
     schema: {
@@ -137,10 +161,11 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
       description: `Items are \`{"action", "room"?, "user_id"?, "reason"?, …the action's body fields}\` for any acting action (${acting.map((action) => `\`${action.name}\``).join(', ')}). Each item goes through the same policy, checks, rate limit and audit as its single route; the answer lists each item's own status and body, in the order sent. \`?dry_run=true\` applies to every item; an Idempotency-Key covers the whole batch.`,
       security: [{ bearerAuth: [] }],
       querystring: DryRunQuery,
+      headers: IdempotencyKeyHeader,
       body: BatchBody,
       response: {
         200: BatchResult,
-        ...problemResponses(['invalid_body', 'batch_too_large', 'missing_token', 'invalid_token', 'token_expired', 'keys_unavailable', 'idempotency_in_progress', 'idempotency_key_reused', 'state_unavailable', 'shutting_down'])
+        ...problemResponses(['invalid_body', 'batch_too_large', 'missing_token', 'invalid_token', 'token_expired', 'keys_unavailable', 'org_not_allowed', 'policy_denied', 'insufficient_role', 'rate_limited', 'idempotency_in_progress', 'idempotency_key_reused', 'state_unavailable', 'shutting_down'])
       }
     }
   }, async (request, reply) => {
@@ -149,6 +174,7 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
     request.batchRun = run
     request.caller = caller
     const items = request.body.items as Item[]
+    admitBatch(caller, items)
     if (items.length > config.batchMaxItems) {
       throw problem('batch_too_large', `A batch takes at most ${config.batchMaxItems} items (BATCH_MAX_ITEMS); split it.`)
     }

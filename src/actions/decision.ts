@@ -1,5 +1,5 @@
 import type { Caller } from '../auth/claims.js'
-import { problem, type GatewayError } from '../errors.js'
+import { GatewayError, problem } from '../errors.js'
 import type { Decision, Policy, PolicyCaller, RoomFacts } from '../policy/index.js'
 import type { TrackedSynapse } from '../synapse/calls.js'
 import type { ResolvedRoom, RoomDirectory } from '../synapse/rooms.js'
@@ -7,6 +7,13 @@ import type { ResolvedRoom, RoomDirectory } from '../synapse/rooms.js'
 /** The caller as the policy sees it: with the whole verified payload for `when` conditions. */
 export function policyCaller (caller: Caller): PolicyCaller {
   return { sub: caller.sub, org: caller.org, roles: caller.roles, claims: caller.claims ?? {} }
+}
+
+/** ALLOWED_ORGS: a caller of another organisation (or none) is refused before the policy is asked. */
+export function checkOrg (allowedOrgs: readonly string[], caller: Caller): void {
+  if (allowedOrgs.length > 0 && (caller.org === null || !allowedOrgs.includes(caller.org))) {
+    throw problem('org_not_allowed', 'Your organisation is not allowed to use this gateway.')
+  }
 }
 
 /**
@@ -30,6 +37,29 @@ export async function roomFacts (policy: Policy, rooms: RoomDirectory, synapse: 
     if (alias !== null && alias !== canonical && !alt.includes(alias)) alias = null
   }
   return { id: room.id, alias, canonical_alias: canonical, alt_aliases: alt, spaces, named: room.alias ?? room.id }
+}
+
+/**
+ * The room the caller named, resolved; or, when no room has that alias, the room_not_found problem
+ * to answer once the policy has decided (the policy speaks first, so that an alias's existence is
+ * told only to a caller that may act on it).
+ */
+export async function resolveNamed (rooms: RoomDirectory, named: string, synapse: TrackedSynapse): Promise<{ room: ResolvedRoom, unknown?: undefined } | { room?: undefined, unknown: GatewayError }> {
+  try {
+    return { room: await rooms.resolve(named, synapse) }
+  } catch (error) {
+    if (error instanceof GatewayError && error.problem === 'room_not_found') return { unknown: error }
+    throw error
+  }
+}
+
+/**
+ * A room Synapse does not know, as the policy sees it: the alias the caller gave (as if the room
+ * published it), no ID, no canonical or alternative alias, in no space. A condition reading
+ * `room.id` sees "".
+ */
+export function unknownRoomFacts (named: string): RoomFacts {
+  return { id: '', alias: named, canonical_alias: null, alt_aliases: [], spaces: [], named }
 }
 
 /**

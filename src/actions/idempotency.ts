@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { PROBLEMS, problem, type Outcome, type ProblemCode } from '../errors.js'
 import { fingerprint, type IdempotencyStore } from '../state/idempotency.js'
@@ -6,6 +7,17 @@ import { StateUnavailableError } from '../state/shared.js'
 /** draft-ietf-httpapi-idempotency-key-header: a short printable token. */
 const KEY = /^[\x21-\x7E]{1,255}$/
 
+export const INVALID_KEY_DETAIL = 'Idempotency-Key must be one header of at most 255 printable ASCII characters, e.g. a UUID.'
+
+/** The request header of acting routes and batches, as the route schemas declare (and validate) it. */
+export const IdempotencyKeyHeader = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    pattern: KEY.source,
+    description: 'Optional. A retry with the same key within IDEMPOTENCY_TTL_S gets the first complete answer back (Idempotent-Replayed: true) instead of acting again; 1 to 255 printable ASCII characters, e.g. a UUID.',
+    examples: ['6f1c0e52-join-alice']
+  }))
+})
+
 export interface IdempotencyClaim { scope: string, key: string }
 
 /** The Idempotency-Key the caller sent, checked; undefined when none. */
@@ -13,7 +25,7 @@ export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
   const value = request.headers['idempotency-key']
   if (value === undefined) return undefined
   if (typeof value !== 'string' || !KEY.test(value)) {
-    throw problem('invalid_request', 'Idempotency-Key must be one header of at most 255 printable ASCII characters, e.g. a UUID.')
+    throw problem('invalid_request', INVALID_KEY_DETAIL)
   }
   return value
 }

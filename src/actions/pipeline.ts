@@ -5,16 +5,14 @@ import type { Caller } from '../auth/claims.js'
 import { problem, type GatewayError, type Outcome } from '../errors.js'
 import { serverOf } from '../matrix-ids.js'
 import type { ActionName, Policy } from '../policy/index.js'
-import type { Limit } from '../state/rate-limit.js'
-import { StateUnavailableError } from '../state/shared.js'
 import type { ApprovalStore } from '../approvals/index.js'
 import { namedTarget, type ActionDefinition } from './action.js'
 import { heldApproval, holdAttempt, throughApproval } from './approval.js'
 import { attemptResult, type Attempt } from './attempt.js'
 import { dryRunChecks, enforceChecks, type DryRunReport } from './checks.js'
-import { policyCaller, refusal, roomFacts } from './decision.js'
+import { checkOrg, policyCaller, refusal, resolveNamed, roomFacts, unknownRoomFacts } from './decision.js'
 import { auditUnavailable, createContexts, type FacadeOptions } from './facade.js'
-import { stateUnavailable } from './idempotency.js'
+import type { RequestLimits } from './limits.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,8 +28,7 @@ export interface PipelineOptions extends FacadeOptions {
   /** The policy in force; a function because SIGHUP may replace it. Read once per attempt. */
   policy: () => Policy
   authenticate: (request: FastifyRequest) => Promise<Caller>
-  ipLimit: Limit
-  callerLimit: Limit
+  limits: RequestLimits
   /** Where requests the policy allows only after an approval are held (src/approvals). */
   approvals: ApprovalStore
 }
@@ -50,50 +47,29 @@ export function createPipeline (options: PipelineOptions) {
   const { serverName } = config.synapse
   const contextFor = createContexts(options)
 
-  /** Acting attempts are refused while shared limits cannot be counted; reads count per replica. */
-  async function enforce (limit: Limit, request: FastifyRequest, who: 'address' | 'caller', acting: boolean): Promise<void> {
-    let verdict
-    try {
-      verdict = await limit(request, acting ? 'refuse' : 'per-replica')
-    } catch (error) {
-      if (error instanceof StateUnavailableError) throw stateUnavailable()
-      throw error
-    }
-    if (!verdict.allowed) {
-      metrics.rateLimited.inc({ limit: who === 'address' ? 'ip' : 'caller' })
-      throw problem('rate_limited', `Too many requests from this ${who} (${verdict.max} a minute); retry later.`, { retryAfterS: verdict.retryAfterS })
-    }
-  }
-
-  function checkOrg (caller: Caller): void {
-    if (config.allowedOrgs.length > 0 && (caller.org === null || !config.allowedOrgs.includes(caller.org))) {
-      throw problem('org_not_allowed', 'Your organisation is not allowed to use this gateway.')
-    }
-  }
-
   /** Step 1. `caller`: already verified (a batch's items); otherwise the request's token is. */
   async function admit (request: FastifyRequest, attempt: Attempt, action: ActionDefinition, caller?: Caller): Promise<void> {
-    await enforce(options.ipLimit, request, 'address', action.acting)
+    await options.limits.admitAddress(request, action.acting)
     caller ??= await options.authenticate(request)
     request.caller = caller
     authorize(attempt, action, caller)
-    await enforce(options.callerLimit, request, 'caller', action.acting)
+    await options.limits.admitCaller(request, action.acting)
   }
 
   /** For routes that are not actions (the approval routes): the same limits, token and ALLOWED_ORGS, no policy. */
   async function admitCaller (request: FastifyRequest, acting: boolean): Promise<Caller> {
-    await enforce(options.ipLimit, request, 'address', acting)
+    await options.limits.admitAddress(request, acting)
     const caller = await options.authenticate(request)
     request.caller = caller
-    checkOrg(caller)
-    await enforce(options.callerLimit, request, 'caller', acting)
+    checkOrg(config.allowedOrgs, caller)
+    await options.limits.admitCaller(request, acting)
     return caller
   }
 
   /** The caller's org and the policy on the action alone (an approved request runs from here, its limits long counted). */
   function authorize (attempt: Attempt, action: ActionDefinition, caller: Caller): void {
     attempt.actor = caller
-    checkOrg(caller)
+    checkOrg(config.allowedOrgs, caller)
     const policy = attempt.policySnapshot = options.policy()
     if (!policy.permitsAction(policyCaller(caller), action.name as ActionName)) {
       // A policy decision like the later ones (no rule gives this caller the action): audited and counted.
@@ -123,12 +99,14 @@ export function createPipeline (options: PipelineOptions) {
     if (!audit.available) throw auditUnavailable()
 
     const context = contextFor(attempt, requestId, log, input.query)
-    const room = target.room === undefined ? undefined : await rooms.resolve(target.room, context.synapse)
+    const { room, unknown } = target.room === undefined ? { room: undefined, unknown: undefined } : await resolveNamed(rooms, target.room, context.synapse)
     if (room !== undefined) attempt.roomId = room.id
-    const facts = room === undefined ? null : await roomFacts(policy, rooms, context.synapse, room)
+    const facts = room === undefined ? (unknown === undefined ? null : unknownRoomFacts(target.room as string)) : await roomFacts(policy, rooms, context.synapse, room)
     const decision = policy.decide({ caller: policyCaller(caller), action: action.name as ActionName, room: facts, user: target.userId === undefined ? null : { id: target.userId } })
     metrics.policyDecisions.inc({ rule: decision.rule ?? 'none', effect: decision.effect })
     attempt.policy = { rule: decision.rule, effect: decision.effect }
+    // An unknown room is named only to a caller the policy would let act on a room of that name (nothing is held for it).
+    if (unknown !== undefined && (decision.allowed || decision.approval !== undefined)) throw unknown
     let approvalRequired = false
     if (!decision.allowed) {
       const step = decision.approval === undefined ? 'refuse' : throughApproval(attempt, action, decision.approval)

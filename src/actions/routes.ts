@@ -1,19 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { problem, type ProblemCode } from '../errors.js'
-import { sendProblem } from '../error-handler.js'
+import type { ProblemCode } from '../errors.js'
+import { answerOtherMethods } from '../routes/methods.js'
 import { ACTION_PROBLEMS, DryRunQuery, DryRunResult, problemResponses } from '../schemas.js'
-import { registerRateLimits } from '../state/rate-limit.js'
 import type { SharedState } from '../state/shared.js'
 import { namedTarget, type ActionDefinition } from './action.js'
 import { newAttempt, type Attempt } from './attempt.js'
 import { approvalWiring, heldApproval, HELD_RESPONSE, HOLD_PROBLEMS } from './approval.js'
 import { batchRoute } from './batch.js'
-import { claimKey, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
+import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey } from './idempotency.js'
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
 import { createActionValidators } from './validation.js'
 
-export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate' | 'ipLimit' | 'callerLimit'> {
+export interface ActionRoutesOptions extends Omit<PipelineOptions, 'authenticate'> {
   state: SharedState
   actions: readonly ActionDefinition[]
   /** How often pending approvals past their expiry are marked and audited (ms; default 60 000). */
@@ -31,16 +30,11 @@ export const actionRoutes: FastifyPluginAsyncTypebox<ActionRoutesOptions> = asyn
   const { config, state } = options
   fastify.decorateRequest('attempt', null)
   fastify.decorateRequest('caller', null)
-  const limits = await registerRateLimits(fastify, state)
-  const pipeline = createPipeline({
-    ...options,
-    authenticate: fastify.authenticate,
-    // Per client IP before any token crypto, so a flood of junk tokens stays cheap to refuse.
-    ipLimit: limits.create({ name: 'ip', max: config.rateLimitPerIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.ip }),
-    callerLimit: limits.create({ name: 'caller', max: config.rateLimitPerMinute, timeWindow: 60_000, keyGenerator: (request) => request.caller?.sub ?? '' })
-  })
+  const pipeline = createPipeline({ ...options, authenticate: fastify.authenticate })
   const validators = createActionValidators()
-  await fastify.register(batchRoute, { config, audit: options.audit, state, pipeline, actions: options.actions, validate: validators.validate })
+  await fastify.register(batchRoute, { config, audit: options.audit, state, pipeline, limits: options.limits, policy: options.policy, actions: options.actions, validate: validators.validate })
+  // Outside the batch's scope: a method /v1/batch does not take is answered without its audit record.
+  answerOtherMethods(fastify, '/v1/batch', ['POST'])
   await fastify.register(approvalWiring, { store: options.approvals, audit: options.audit, pipeline, actions: options.actions, validate: validators.validate, expirySweepMs: options.approvalSweepMs })
   await fastify.register(async (scope) => { routeEach(scope, options.actions, pipeline, validators.compiler, state) })
 }
@@ -99,15 +93,7 @@ function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition
   // Methods an action URL does not take: 405 with Allow, audited like any attempt on an action route.
   const methodsByUrl = new Map<string, string[]>()
   for (const action of actions) methodsByUrl.set(action.url, [...(methodsByUrl.get(action.url) ?? []), action.method])
-  for (const [url, methods] of methodsByUrl) {
-    const others = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].filter((method) => !methods.includes(method))
-    fastify.route({
-      method: others,
-      url,
-      schema: { hide: true },
-      handler: async (_request, reply) => await sendProblem(reply, problem('method_not_allowed', `Use ${methods.join(' or ')} on this URL.`, { headers: { allow: methods.join(', ') } }))
-    })
-  }
+  for (const [url, methods] of methodsByUrl) answerOtherMethods(fastify, url, methods)
 }
 
 /**
@@ -136,6 +122,9 @@ export function originOf (request: FastifyRequest) {
   }
 }
 
+/** What an acting route answers besides the pipeline's codes: REQUIRE_REASON, the audit, the Idempotency-Key. */
+const ACTING_PROBLEMS: ProblemCode[] = ['reason_required', 'audit_unavailable', 'idempotency_in_progress', 'idempotency_key_reused', 'state_unavailable']
+
 /** The route's OpenAPI operation, from the action's declaration. */
 function routeSchema (action: ActionDefinition) {
   return {
@@ -146,13 +135,13 @@ function routeSchema (action: ActionDefinition) {
     security: [{ bearerAuth: [] }],
     params: action.params,
     ...(action.body === undefined ? {} : { body: action.body }),
-    ...(action.acting ? { querystring: DryRunQuery } : {}),
+    ...(action.acting ? { querystring: DryRunQuery, headers: IdempotencyKeyHeader } : {}),
     response: {
       200: action.acting
         ? { description: 'Done (or, with ?dry_run=true, the prediction).', anyOf: [action.result, DryRunResult] }
         : { description: 'OK.', ...action.result },
       ...(action.acting ? { 202: HELD_RESPONSE } : {}),
-      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? ['reason_required', 'audit_unavailable', ...HOLD_PROBLEMS] as ProblemCode[] : [])])
+      ...problemResponses([...ACTION_PROBLEMS, ...action.problems, ...(action.acting ? [...ACTING_PROBLEMS, ...HOLD_PROBLEMS] : [])])
     }
   }
 }

@@ -4,6 +4,7 @@ import { problem, type ProblemCode } from '../errors.js'
 import { SynapseCallError, type SynapseClient, type SynapseResponse } from '../synapse/client.js'
 import { sendProblem } from '../error-handler.js'
 import { ProblemRef } from '../schemas.js'
+import { answerOtherMethods } from './methods.js'
 
 const CHECK_TTL_MS = 5000
 const PROBE_TIMEOUT_MS = 3000
@@ -126,4 +127,6 @@ export const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (fas
     if (notReady !== undefined) return sendProblem(reply, notReady)
     return { status: 'ready' as const, synapse_breaker: breakerOf(synapse) }
   })
+  answerOtherMethods(fastify, '/healthz', ['GET'])
+  answerOtherMethods(fastify, '/readyz', ['GET'])
 }

@@ -2,7 +2,9 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Policy } from '../policy/index.js'
 import { policyCaller } from '../actions/decision.js'
+import type { RequestLimits } from '../actions/limits.js'
 import { problemResponses } from '../schemas.js'
+import { answerOtherMethods } from './methods.js'
 
 const Me = Type.Object({
   sub: Type.String(),
@@ -18,14 +20,16 @@ const Me = Type.Object({
 })
 
 /** GET /v1/me: any valid token; integrators check a token and its roles before their first call. */
-export const meRoute: FastifyPluginAsyncTypebox<{ policy: () => Policy }> = async (fastify, { policy }) => {
+export const meRoute: FastifyPluginAsyncTypebox<{ policy: () => Policy, limits: RequestLimits }> = async (fastify, { policy, limits }) => {
   fastify.get('/v1/me', {
+    // Before the token's crypto: a flood of junk tokens is refused cheaply (a read: counted per replica without Redis).
+    onRequest: async (request) => { await limits.admitAddress(request, false) },
     schema: {
       tags: ['callers'],
       operationId: 'getMe',
       summary: 'Who the token says you are, and what you may do',
       security: [{ bearerAuth: [] }],
-      response: { 200: Me, ...problemResponses(['missing_token', 'invalid_token', 'token_expired', 'keys_unavailable', 'invalid_request']) }
+      response: { 200: Me, ...problemResponses(['missing_token', 'invalid_token', 'token_expired', 'keys_unavailable', 'invalid_request', 'rate_limited']) }
     }
   }, async (request) => {
     const caller = await fastify.authenticate(request)
@@ -33,4 +37,5 @@ export const meRoute: FastifyPluginAsyncTypebox<{ policy: () => Policy }> = asyn
     const approvals = access.flatMap(({ action, outright, approval }) => approval === null ? [] : [{ action, roles: [...approval.roles], count: approval.count, always: !outright }])
     return { sub: caller.sub, org: caller.org, roles: caller.roles, actions: access.map(({ action }) => action), approvals }
   })
+  answerOtherMethods(fastify, '/v1/me', ['GET'])
 }
