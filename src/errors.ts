@@ -34,6 +34,7 @@ export const PROBLEMS = {
   method_not_allowed: { status: 405, title: 'Method not allowed', outcome: 'invalid' },
   request_timeout: { status: 408, title: 'Request not received in time', outcome: 'invalid' },
   user_deactivated: { status: 409, title: 'User is deactivated', outcome: 'failed' },
+  room_cannot_be_adopted: { status: 409, title: 'Room cannot be adopted', outcome: 'failed' },
   idempotency_in_progress: { status: 409, title: 'A request with this Idempotency-Key is still running', outcome: 'denied' },
   payload_too_large: { status: 413, title: 'Request body too large', outcome: 'invalid' },
   batch_too_large: { status: 413, title: 'Batch too large', outcome: 'invalid' },
@@ -74,6 +75,9 @@ export const DETAILS = {
   unsupported_media_type: 'Send the body as JSON with Content-Type: application/json (curl --json \'{"user_id": "@alice:example.com"}\').',
   upstream_timeout: 'Synapse did not answer in time. The action may or may not have happened: check before retrying.'
 } as const satisfies Partial<Record<ProblemCode, string>>
+
+/** What to do when the gateway's account lacks a place or power in a room (admin_not_in_room, admin_cannot_invite, admin_cannot_kick). */
+export const ADOPT_FIRST = 'adopt the room first (room.adopt: POST /v1/rooms/{room}/adopt), which makes the gateway\'s account a member with power level 100.'
 
 export interface ProblemOptions {
   /** Synapse's errcode, when Synapse gave one. */

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { DETAILS, PROBLEMS, type ProblemCode } from './errors.js'
+import { ADOPT_FIRST, DETAILS, PROBLEMS, type ProblemCode } from './errors.js'
 import { isRoomIdOrAlias, isUserId } from './matrix-ids.js'
 
 /** Ajv formats for the Matrix grammar; registered once in buildApp. */
@@ -109,7 +109,7 @@ export function problemResponses (codes: ProblemCode[]) {
 const PROBLEM_EXAMPLE_DETAILS: Partial<Record<ProblemCode, string>> = {
   ...DETAILS,
   insufficient_role: 'This action needs one of the roles: matrix-admin.',
-  admin_not_in_room: 'The room is not public and the gateway\'s admin account is not in it; a room admin must invite it.'
+  admin_not_in_room: `The room is not public and the gateway's admin account is not in it; ${ADOPT_FIRST}`
 }
 
 /** Problems every action route can answer: the pipeline's own. */

@@ -81,7 +81,7 @@ t.test('examples/policy.yaml: the demo policy on test.local', async (t) => {
   const privateAdmin = { id: '!p:test.local', canonical_alias: '#private-admin:test.local' }
   t.match(policy.decide(ask('room.promote', demo(['oncall'], { department: 'it' }), privateAdmin, '@bob:test.local')), { allowed: true, rule: 'it-oncall-promote' })
   t.match(policy.decide(ask('room.promote', demo(['oncall']), privateAdmin, '@bob:test.local')), { allowed: false, unmatched: 'condition' })
-  t.same(policy.allowedActions(demo(['matrix-admin'])), ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read', 'user.lock', 'user.unlock', 'user.suspend', 'user.unsuspend', 'user.logout', 'user.password.reset', 'user.deactivate'])
+  t.same(policy.allowedActions(demo(['matrix-admin'])), ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read', 'room.adopt', 'user.lock', 'user.unlock', 'user.suspend', 'user.unsuspend', 'user.logout', 'user.password.reset', 'user.deactivate'])
 })
 
 t.test('bad files: one line naming the file, the rule and the problem', async (t) => {
@@ -103,7 +103,7 @@ t.test('bad files: one line naming the file, the rule and the problem', async (t
     ['bad effect', rule('    effect: permit\n    actions: [room.join]\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): effect must be "allow" or "deny"$/],
     ['no actions', rule('    roles: [a]\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): actions is missing$/],
     ['actions not a list', rule('    actions: room.join\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): actions must be a list$/],
-    ['unknown action', rule('    actions: [room.join, room.kick]\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): actions\[1\] "room\.kick" is not an action \(known: room\.join, room\.remove, room\.members\.read, room\.promote, user\.read, user\.lock, user\.unlock, user\.suspend, user\.unsuspend, user\.logout, user\.password\.reset, user\.deactivate, "\*", or a prefix such as "room\.\*"\)$/],
+    ['unknown action', rule('    actions: [room.join, room.kick]\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): actions\[1\] "room\.kick" is not an action \(known: room\.join, room\.remove, room\.members\.read, room\.promote, user\.read, room\.adopt, user\.lock, user\.unlock, user\.suspend, user\.unsuspend, user\.logout, user\.password\.reset, user\.deactivate, "\*", or a prefix such as "room\.\*"\)$/],
     ['prefix matching nothing', rule('    actions: ["space.*"]\n'), /actions\[0\] "space\.\*" is not an action/],
     ['empty roles', rule('    roles: []\n    actions: [room.join]\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): roles must not be an empty list$/],
     ['empty role', rule('    orgs: [""]\n    actions: [room.join]\n'), /^p\.yaml: rule "helpdesk" \(rules\[1\]\): orgs\[0\] must not be empty$/],
@@ -144,5 +144,5 @@ t.test('loadPolicyFile names the file it could not read', async (t) => {
   t.throws(() => loadPolicyFile(join(dir, 'missing.yaml')), { name: 'PolicyError', message: `${join(dir, 'missing.yaml')}: cannot be read (ENOENT)` })
   const file = join(dir, 'bad.yaml')
   writeFileSync(file, 'rules:\n  - name: a\n    actions: [nope]\n')
-  t.throws(() => loadPolicyFile(file), { message: `${file}: rule "a" (rules[0]): actions[0] "nope" is not an action (known: room.join, room.remove, room.members.read, room.promote, user.read, user.lock, user.unlock, user.suspend, user.unsuspend, user.logout, user.password.reset, user.deactivate, "*", or a prefix such as "room.*")` })
+  t.throws(() => loadPolicyFile(file), { message: `${file}: rule "a" (rules[0]): actions[0] "nope" is not an action (known: room.join, room.remove, room.members.read, room.promote, user.read, room.adopt, user.lock, user.unlock, user.suspend, user.unsuspend, user.logout, user.password.reset, user.deactivate, "*", or a prefix such as "room.*")` })
 })

@@ -368,10 +368,10 @@ t.test('decisions are visible: audit result and intent, the metric, and /v1/me',
   t.match(metrics, /gateway_policy_decisions_total\{rule="none",effect="deny"\} 2\n/, 'denials without a rule, including the action refused before the room is resolved')
 
   const me = async (token: string) => (await send(h.url, 'GET', '/v1/me', token)).body
-  t.match(await me(operator), { sub: 'operator-bot', roles: ['operator'], actions: ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read'] })
+  t.match(await me(operator), { sub: 'operator-bot', roles: ['operator'], actions: ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read', 'room.adopt'] })
   t.match(await me(helpdesk), { actions: ['room.join', 'room.members.read'] })
   t.match(await me(h.as(['intern'])), { actions: [] })
-  t.match(await me(h.as(['helpdesk', 'operator'])), { actions: ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read'] })
+  t.match(await me(h.as(['helpdesk', 'operator'])), { actions: ['room.join', 'room.remove', 'room.members.read', 'room.promote', 'user.read', 'room.adopt'] })
 })
 
 t.test('/v1/me leaves out what an unconditional deny takes away, and keys on orgs', async (t) => {
@@ -390,8 +390,8 @@ rules:
 `)
   const me = async (claims: Record<string, unknown>) => (await send(h.url, 'GET', '/v1/me', h.token(claims))).body?.actions
   const accountActions = ['user.lock', 'user.unlock', 'user.suspend', 'user.unsuspend', 'user.logout', 'user.password.reset', 'user.deactivate']
-  t.same(await me({ org: 'acme', roles: [] }), ['room.join', 'room.remove', 'room.members.read', 'user.read', ...accountActions])
-  t.same(await me({ org: 'acme', roles: ['contractor'] }), ['room.join', 'room.members.read', 'user.read', ...accountActions])
+  t.same(await me({ org: 'acme', roles: [] }), ['room.join', 'room.remove', 'room.members.read', 'user.read', 'room.adopt', ...accountActions])
+  t.same(await me({ org: 'acme', roles: ['contractor'] }), ['room.join', 'room.members.read', 'user.read', 'room.adopt', ...accountActions])
   t.same(await me({ org: 'example', roles: ['matrix-admin'] }), [])
   const promote = await send(h.url, 'POST', `/v1/rooms/${enc(ROOMS.publicTest)}/admins`, h.token({ org: 'acme' }), { user_id: '@alice:test.local' })
   t.equal(promote.body?.code, 'policy_denied')

@@ -6,7 +6,7 @@
  */
 import { AnswerError, domainOf, fail, internalError, matrixError, parseUserId, type Answer } from './answers.js'
 import type { HomeserverState, Membership, SimRoom } from './state.js'
-import { memberEventOf, powerLevel } from './views.js'
+import { creatorHasUnlimitedPower, memberEventOf, powerLevel } from './views.js'
 
 const OK: Answer = { status: 200, body: {} }
 
@@ -56,6 +56,24 @@ export function adminJoin (state: HomeserverState, requester: string, room: SimR
     return matrixError(403, 'M_BAD_STATE', 'Cannot join user who was banned')
   }
   setMembership(state, room, userId, 'join', userId)
+  return { status: 200, body: { room_id: room.id } }
+}
+
+/**
+ * POST /_matrix/client/v3/rooms/{roomId}/join as `requester` (room.adopt's own join; cases a3–a9 of
+ * adopt-1.163.2.json and adopt-1.67.0.json, the same in both). A joined member joining again gets
+ * 200 (a4); an invited one (a3), or anyone in a public room (a8), joins; no invite: 403 (a7).
+ * The ban and block answers are not recorded (Synapse's event auth rules).
+ */
+export function clientJoin (state: HomeserverState, requester: string, roomId: string): Answer {
+  const room = state.rooms.get(roomId)
+  if (room === undefined) return fail(404, 'M_UNKNOWN', 'Can\'t join remote room because no servers that are in the room have been provided.')
+  if (room.blocked) return matrixError(403, 'M_UNKNOWN', 'This room has been blocked on this server')
+  const membership = room.members.get(requester)
+  if (membership === 'ban') return fail(403, 'M_FORBIDDEN', 'You are banned from this room')
+  if (membership === 'join') return { status: 200, body: { room_id: room.id } }
+  if (membership !== 'invite' && !room.public) return fail(403, 'M_FORBIDDEN', 'You are not invited to this room.')
+  setMembership(state, room, requester, 'join', requester)
   return { status: 200, body: { room_id: room.id } }
 }
 
@@ -113,14 +131,18 @@ export function makeRoomAdmin (state: HomeserverState, requester: string, identi
     .filter((userId) => domainOf(userId) === state.serverName && room.members.get(userId) === 'join')
     .map((userId, index) => ({ userId, level: powerLevel(room, userId), index }))
     .sort((a, b) => b.level - a.level || b.index - a.index)
-  const sender = candidates[0]?.userId
+  // Version 12: a joined local creator is tried first (Synapse 1.163's make_room_admin, from its source).
+  const creatorSends = creatorHasUnlimitedPower(room) && domainOf(room.creator) === state.serverName && room.members.get(room.creator) === 'join'
+  const sender = creatorSends ? room.creator : candidates[0]?.userId
   if (sender === undefined) return fail(400, 'M_UNKNOWN', 'No local admin user in room')
   // A power-level event naming something that is not a user ID fails validation: 500, nothing changes (m8c).
   if (!userToAdd.startsWith('@') || !userToAdd.includes(':')) throw new AnswerError(internalError())
-  const senderLevel = powerLevel(room, sender)
+  // The target gets the sender's listed level; a creator, who is not listed, grants 100.
+  const senderLevel = room.powerLevels.get(sender) ?? (creatorSends ? 100 : room.usersDefault)
   const previous = room.powerLevels.get(userToAdd)
-  const changesHigherUser = previous !== undefined && previous !== senderLevel && previous >= senderLevel && userToAdd !== sender
-  if (senderLevel < room.powerLevelsChangeLevel || changesHigherUser) {
+  const senderPower = powerLevel(room, sender)
+  const changesHigherUser = previous !== undefined && previous !== senderLevel && previous >= senderPower && userToAdd !== sender
+  if (senderPower < room.powerLevelsChangeLevel || changesHigherUser) {
     fail(400, 'M_UNKNOWN', 'No local admin user in room with power to update power levels.')
   }
   // Synapse deduplicates a power-level event with the same sender and content (m9), not a new sender (m1b).

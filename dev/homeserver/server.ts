@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { AnswerError, domainOf, fail, internalError, lenientJsonObject, matrixError, parseJsonObject, parseUserId, unrecognized, type Answer } from './answers.js'
 import { Accounts, type NewAccount, type Session } from './accounts.js'
 import { NEWEST_SYNAPSE, SYNAPSE_PROFILES, type SynapseProfile, type SynapseVersion } from './versions.js'
-import { adminJoin, directory, kick, leave, makeRoomAdmin, resolveRoom } from './rooms.js'
+import { adminJoin, clientJoin, directory, kick, leave, makeRoomAdmin, resolveRoom } from './rooms.js'
 import { recordedState, type HomeserverState, type SeedOptions, type SimRoom } from './state.js'
 import { joinedMembers, roomDetails, roomSummary, stateEvents } from './views.js'
 
@@ -21,7 +21,7 @@ export type Endpoint =
   | 'join' | 'user_lookup' | 'whoami' | 'directory' | 'server_version'
   | 'kick' | 'login_as' | 'leave' | 'logout' | 'devices' | 'joined_rooms' | 'whois'
   | 'room_details' | 'room_members' | 'room_state' | 'room_list' | 'make_room_admin' | 'block_status'
-  | 'register' | 'login' | 'other'
+  | 'register' | 'login' | 'other' | 'client_join'
   | 'user_update' | 'suspend' | 'delete_devices' | 'reset_password' | 'deactivate' | 'send' | 'messages'
 
 export type FaultKind =
@@ -238,6 +238,7 @@ export class SimulatedHomeserver {
     { endpoint: 'logout', pattern: CLIENT(/logout/), handlers: { POST: (req) => this.logout(req) } },
     { endpoint: 'directory', pattern: CLIENT(/directory\/room\/([^/]*)/), handlers: { GET: (_req, alias) => directory(this.state, alias) } },
     { endpoint: 'kick', pattern: CLIENT(/rooms\/([^/]*)\/kick/), handlers: { POST: (req, roomId) => this.kick(req, roomId) } },
+    { endpoint: 'client_join', pattern: CLIENT(/rooms\/([^/]*)\/join/), handlers: { POST: (req, roomId) => clientJoin(this.state, this.requester(req).userId, roomId) } },
     { endpoint: 'leave', pattern: CLIENT(/rooms\/([^/]*)\/leave/), handlers: { POST: (req, roomId) => leave(this.state, this.requester(req).userId, roomId, lenientJsonObject(req.body)) } },
     { endpoint: 'devices', pattern: /^\/_synapse\/admin\/v2\/users\/([^/]*)\/devices$/, handlers: { GET: (req, userId) => this.admin(req, () => this.accounts.devices(userId)) } },
     ...this.accountRoutes(),

@@ -59,6 +59,8 @@ export interface SimRoom {
   /** `m.space` for a space (spec), null for a room. */
   roomType: string | null
   kickPowerLevel: number
+  /** '9' unless set; from '12' on (MSC4289) the creator has unlimited power and is not listed in `powerLevels`. */
+  roomVersion?: string
   banPowerLevel: number
   stateDefault: number
   usersDefault: number
@@ -172,6 +174,7 @@ interface RoomSpec {
   powerLevels: Record<string, number>
   invitePowerLevel?: number
   kickPowerLevel?: number
+  roomVersion?: string
   blocked?: boolean
   roomType?: string | null
   spaceChildren?: string[]
@@ -205,6 +208,7 @@ export function buildRoom (spec: RoomSpec, state: Pick<HomeserverState, 'nextEve
     guestAccess: spec.isPublic ? null : 'can_join',
     roomType: spec.roomType ?? null,
     kickPowerLevel: spec.kickPowerLevel ?? 50,
+    ...(spec.roomVersion === undefined ? {} : { roomVersion: spec.roomVersion }),
     banPowerLevel: 50,
     stateDefault: 50,
     usersDefault: 0,

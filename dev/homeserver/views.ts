@@ -22,7 +22,11 @@ export interface StateEvent {
 /** When the fixture rooms were made (the timestamps are not meaningful, only present). */
 const CREATED_TS = 1796228533041
 
+/** Room version 12 and later (MSC4289): the creator has unlimited power. */
+export const creatorHasUnlimitedPower = (room: SimRoom) => Number(room.roomVersion ?? '9') >= 12
+
 export function powerLevel (room: SimRoom, userId: string): number {
+  if (userId === room.creator && creatorHasUnlimitedPower(room)) return Number.POSITIVE_INFINITY
   return room.powerLevels.get(userId) ?? room.usersDefault
 }
 
@@ -90,7 +94,8 @@ export function stateEvents (room: SimRoom, serverName: string): StateEvent[] {
   }
   const creator = room.creator
   const events: StateEvent[] = [
-    event('m.room.create', '', creator, { room_version: '9', creator, ...(room.roomType === null ? {} : { type: room.roomType }) }, `$create_${room.id}`),
+    // Version 12's create event has no `creator` (g21): its sender is the creator.
+    event('m.room.create', '', creator, { room_version: room.roomVersion ?? '9', ...(creatorHasUnlimitedPower(room) ? {} : { creator }), ...(room.roomType === null ? {} : { type: room.roomType }) }, `$create_${room.id}`),
     event('m.room.power_levels', '', room.powerLevelsSender, powerLevelsContent(room), room.powerLevelsEventId),
     event('m.room.join_rules', '', creator, { join_rule: room.public ? 'public' : 'invite' }, `$join_rules_${room.id}`),
     event('m.room.history_visibility', '', creator, { history_visibility: 'shared' }, `$history_${room.id}`),
@@ -124,7 +129,7 @@ export function roomSummary (room: SimRoom, serverName: string): Record<string, 
     canonical_alias: room.canonicalAlias,
     joined_members: joined.length,
     joined_local_members: joined.filter((userId) => userId.endsWith(`:${serverName}`)).length,
-    version: '9',
+    version: room.roomVersion ?? '9',
     creator: room.creator,
     encryption: null,
     federatable: true,

@@ -4,7 +4,7 @@
  * test/fixtures/synapse/*.json were made: case id, request (method, path, headers, body),
  * response (status, headers, body, verbatim), ms; tokens redacted.
  *
- *   npx tsx scripts/synapse/record.ts RUNNING.json OUT.json
+ *   npx tsx scripts/synapse/record.ts RUNNING.json OUT.json [ONLY]
  *
  * RUNNING.json is what scripts/synapse/start.sh (newest) or the shared 1.67 kit wrote. Every
  * account and room is new (names carry a run id, removed again in OUT.json), so it can run
@@ -24,9 +24,10 @@ interface Exchange {
   ms: number
 }
 
-const [runningPath, outPath] = process.argv.slice(2)
+// ONLY: a case id prefix (`a` for room.adopt's cases); only those are written.
+const [runningPath, outPath, only] = process.argv.slice(2)
 if (runningPath === undefined || outPath === undefined) {
-  process.stderr.write('usage: tsx scripts/synapse/record.ts RUNNING.json OUT.json\n')
+  process.stderr.write('usage: tsx scripts/synapse/record.ts RUNNING.json OUT.json [ONLY]\n')
   process.exit(2)
 }
 const running = JSON.parse(readFileSync(runningPath, 'utf8')) as Running
@@ -239,8 +240,31 @@ for (const user of crowd) await joinAs(user, bigRoom)
 await rec('b1', 'room members of a room with 41 members', 'GET', `/_synapse/admin/v1/rooms/${enc(bigRoom)}/members`, { token: admin.token })
 await rec('b2', 'room state of that room filtered by m.room.power_levels', 'GET', `/_synapse/admin/v1/rooms/${enc(bigRoom)}/state?type=m.room.power_levels`, { token: admin.token })
 
+// --- room.adopt: make_room_admin for the admin account itself, then its own join --------------------
+const [dora, eve] = await Promise.all(['dora', 'eve'].map(async (name) => await register(name)))
+if (dora === undefined || eve === undefined) throw new Error('setup')
+const doraRoom = await createRoom(dora, { preset: 'private_chat', name: 'Dora\'s private room' })
+const doraSecond = await createRoom(dora, { preset: 'private_chat', name: 'Dora\'s second room' })
+const doraPublic = await createRoom(dora, { preset: 'public_chat', name: 'Dora\'s public room' })
+const leftRoom = await createRoom(dora, { preset: 'private_chat', name: 'Room its creator left' })
+await must('POST', `/_matrix/client/v3/rooms/${enc(leftRoom)}/invite`, { token: dora.token, body: { user_id: eve.userId } })
+await joinAs(eve, leftRoom)
+await must('POST', `/_matrix/client/v3/rooms/${enc(leftRoom)}/leave`, { token: dora.token, body: {} })
+const clientJoin = (room: string) => `/_matrix/client/v3/rooms/${enc(room)}/join`
+await rec('a1', 'make_room_admin of the admin account itself on dora\'s private room it is not in', 'POST', `/_synapse/admin/v1/rooms/${enc(doraRoom)}/make_room_admin`, { token: admin.token, body: { user_id: admin.userId } })
+await rec('a2', 'membership of the admin account after a1', 'GET', `/_synapse/admin/v1/rooms/${enc(doraRoom)}/state?type=m.room.member`, { token: admin.token })
+await rec('a3', 'client join of the invited admin account (its own token)', 'POST', clientJoin(doraRoom), { token: admin.token, body: { reason: 'adopt' } })
+await rec('a4', 'client join again (already joined)', 'POST', clientJoin(doraRoom), { token: admin.token, body: {} })
+await rec('a5', 'power levels after a1 and a3', 'GET', `/_synapse/admin/v1/rooms/${enc(doraRoom)}/state?type=m.room.power_levels`, { token: admin.token })
+await must('POST', `/_synapse/admin/v1/rooms/${enc(doraSecond)}/make_room_admin`, { token: admin.token, body: { user_id: admin.userId } })
+await rec('a6', 'admin join API for the admin account itself, invited by make_room_admin', 'POST', `/_synapse/admin/v1/join/${enc(doraSecond)}`, { token: admin.token, body: { user_id: admin.userId } })
+await rec('a7', 'client join of the admin account into a private room without an invite', 'POST', clientJoin(leftRoom), { token: admin.token, body: {} })
+await rec('a8', 'client join of the admin account into a public room', 'POST', clientJoin(doraPublic), { token: admin.token, body: {} })
+await rec('a9', 'client join into an unknown room', 'POST', clientJoin(`!nosuch-${run}:${server}`), { token: admin.token, body: {} })
+await rec('a10', 'make_room_admin of the admin account where the only powerful member (the creator) left', 'POST', `/_synapse/admin/v1/rooms/${enc(leftRoom)}/make_room_admin`, { token: admin.token, body: { user_id: admin.userId } })
+
 // --- write ------------------------------------------------------------------------------------------
-let text = JSON.stringify(exchanges, null, 1)
+let text = JSON.stringify(only === undefined ? exchanges : exchanges.filter((exchange) => exchange.case.startsWith(only)), null, 1)
 for (const [token, placeholder] of tokens) text = text.replaceAll(token, placeholder)
 text = text.replaceAll(`-${run}`, '')
 writeFileSync(outPath, `${text}\n`)

@@ -1,3 +1,4 @@
+import { roomAdopt } from './room-adopt.js'
 import { roomJoin } from './room-join.js'
 import { roomMembersRead } from './room-members-read.js'
 import { roomPromote } from './room-promote.js'
@@ -16,7 +17,7 @@ import { userUnsuspend } from './user-unsuspend.js'
  * labels, /v1/me, batch items, routes, OpenAPI and docs/actions.md all derive from it.
  */
 export const CATALOG = [
-  roomJoin, roomRemove, roomMembersRead, roomPromote, userRead,
+  roomJoin, roomRemove, roomMembersRead, roomPromote, userRead, roomAdopt,
   userLock, userUnlock, userSuspend, userUnsuspend, userLogout, userPasswordReset, userDeactivate
 ] as const
 

@@ -1,4 +1,4 @@
-import { DETAILS, problem, type GatewayError, type Outcome } from '../errors.js'
+import { ADOPT_FIRST, DETAILS, problem, type GatewayError, type Outcome, type ProblemCode } from '../errors.js'
 import { isRoomId } from '../matrix-ids.js'
 import { MAX_RESPONSE_BYTES, type SynapseCallError, type SynapseResponse } from './client.js'
 
@@ -155,10 +155,10 @@ export function joinAnswer (response: SynapseResponse, userId: string): void {
       throw problem('user_banned', `The user is banned from this room; unban them first.${quote(error)}`, { matrixErrcode: errcode })
     }
     if (error !== undefined && / not in room /.test(error)) {
-      throw problem('admin_not_in_room', `The room is not public and the gateway's admin account is not in it; a room admin must invite it (or use Synapse's make_room_admin).${quote(error)}`, { matrixErrcode: errcode })
+      throw problem('admin_not_in_room', `The room is not public and the gateway's admin account is not in it; ${ADOPT_FIRST}${quote(error)}`, { matrixErrcode: errcode })
     }
     if (error === 'You don\'t have permission to invite users') {
-      throw problem('admin_cannot_invite', `The gateway's admin account is in the room but may not invite; a room admin must raise its power level.${quote(error)}`, { matrixErrcode: errcode })
+      throw problem('admin_cannot_invite', `The gateway's admin account is in the room but may not invite; ${ADOPT_FIRST}${quote(error)}`, { matrixErrcode: errcode })
     }
     if (error === 'This room has been blocked on this server') {
       throw problem('room_blocked', `The room is blocked on this homeserver.${quote(error)}`, { matrixErrcode: errcode })
@@ -214,10 +214,10 @@ export function kickAnswer (response: SynapseResponse): KickAnswer {
     if (error === 'The target user is not in the room') return 'not_in_room'
     if (errcode === 'M_BAD_STATE') return 'banned'
     if (error?.startsWith('You cannot kick user') === true) {
-      throw problem('admin_cannot_kick', `The gateway's admin account may not remove this user: it needs kick power in the room and a higher power level than the user.${quote(error)}`, { matrixErrcode: errcode })
+      throw problem('admin_cannot_kick', `The gateway's admin account may not remove this user: it needs kick power in the room and a higher power level than the user; ${ADOPT_FIRST}${quote(error)}`, { matrixErrcode: errcode })
     }
     if (error !== undefined && / not in room /.test(error)) {
-      throw problem('admin_not_in_room', `The gateway's admin account is not in this room, so it cannot remove anyone from it; a room admin must invite it.${quote(error)}`, { matrixErrcode: errcode })
+      throw problem('admin_not_in_room', `The gateway's admin account is not in this room, so it cannot remove anyone from it; ${ADOPT_FIRST}${quote(error)}`, { matrixErrcode: errcode })
     }
     throw problem('synapse_forbidden', `Synapse refused to remove the user.${quote(error)}`, { matrixErrcode: errcode })
   }
@@ -273,7 +273,7 @@ export function blockStatus (response: SynapseResponse): boolean {
  * POST /_synapse/admin/v1/rooms/<room>/make_room_admin. It can half-succeed: the power level is
  * granted before a 403 (banned target) or a 502 (remote target) comes back, so those are `unknown`.
  */
-export function makeRoomAdminAnswer (response: SynapseResponse): void {
+export function makeRoomAdminAnswer (response: SynapseResponse, noPower: { code: ProblemCode, detail: string } = NO_POWER_TO_PROMOTE): void {
   const { errcode, error } = checked(response, true)
   if (response.status === 200) return
   if (response.status === 403 && errcode === 'M_BAD_STATE') {
@@ -284,7 +284,25 @@ export function makeRoomAdminAnswer (response: SynapseResponse): void {
   }
   if (response.status === 400 && isIllegalRoom(error)) throw illegalRoom(errcode, error)
   if (response.status === 400 && error?.startsWith('No local admin user in room') === true) {
-    throw problem('synapse_forbidden', `No local member of this room has the power to change its power levels, so Synapse cannot promote anyone.${quote(error)}`, { matrixErrcode: errcode })
+    throw problem(noPower.code, `${noPower.detail}${quote(error)}`, { matrixErrcode: errcode })
   }
+  throw unexpected(response, true)
+}
+
+const NO_POWER_TO_PROMOTE = { code: 'synapse_forbidden', detail: 'No local member of this room has the power to change its power levels, so Synapse cannot promote anyone.' } as const
+
+/**
+ * POST /_matrix/client/v3/rooms/<id>/join as the gateway's own account (room.adopt): joined, maybe
+ * already (a3, a4), or why not: no invite 403 (a7), unknown room 404 (a9) (adopt-*.json).
+ */
+export function ownJoinAnswer (response: SynapseResponse): void {
+  const { errcode, error } = checked(response, true)
+  if (response.status === 200) {
+    const roomId = (response.json as { room_id?: unknown }).room_id
+    if (typeof roomId === 'string' && isRoomId(roomId)) return
+    throw unexpected(response, true)
+  }
+  if (response.status === 404) throw problem('room_not_found', `Synapse does not know this room.${quote(error)}`, { matrixErrcode: errcode })
+  if (response.status === 403) throw problem('synapse_forbidden', `Synapse refused the gateway's account's join.${quote(error)}`, { matrixErrcode: errcode })
   throw unexpected(response, true)
 }

@@ -181,33 +181,38 @@ export interface SnapshotScope {
   powerUsers?: boolean
 }
 
-const ROOM_RULES = new Set(['m.room.create', 'm.room.power_levels', 'm.room.join_rules'])
+// m.room.create names the creators, who hold unlimited power in room version 12.
+const ROOM_RULES = new Set(['m.room.power_levels', 'm.room.join_rules', 'm.room.create'])
 
 /**
  * The room's current state as far as a decision needs it, or room_not_found. The state is read
- * streamed and only the power levels, the join rule and the member events of `scope` are kept, so a
- * room of any size costs the same memory. The users named in the power levels are known only once
- * that event has gone by: when member events came before it, a second streamed read keeps theirs.
+ * streamed and only the create event, the power levels, the join rule and the member events of `scope`
+ * are kept, so a room of any size costs the same memory. The users named in the power levels (and a
+ * version 12 room's creators) are known only once that event has gone by: when member events came
+ * before it, a second streamed read keeps theirs.
  */
 export async function snapshot (synapse: TrackedSynapse, roomId: string, scope: SnapshotScope): Promise<RoomSnapshot> {
   const wanted = new Set(scope.users)
-  let membersBeforePowerLevels = false
-  let powerLevelsSeen = false
+  // The events that name the powerful users: the power levels (`users`) and the create event (creators).
+  const naming = new Set(['m.room.power_levels', 'm.room.create'])
+  let membersSeen = false
+  let namedAfterMembers = false
   const first = stateSelection((event) => {
     if (ROOM_RULES.has(event.type) && event.state_key === '') {
-      if (event.type === 'm.room.power_levels' && scope.powerUsers === true) {
-        powerLevelsSeen = true
-        for (const userId of Object.keys(powerUsersOf(event.content))) wanted.add(userId)
+      if (naming.delete(event.type) && scope.powerUsers === true) {
+        const named = event.type === 'm.room.create' ? creatorsOf(event) : Object.keys(powerUsersOf(event.content))
+        for (const userId of named) wanted.add(userId)
+        if (membersSeen && named.length > 0) namedAfterMembers = true
       }
       return true
     }
     if (event.type !== 'm.room.member') return false
-    if (!powerLevelsSeen) membersBeforePowerLevels = true
+    membersSeen = true
     return wanted.has(event.state_key)
   })
   const state = roomState(await synapse.roomState(roomId, first))
   if (state === undefined) throw problem('room_not_found', 'Synapse does not know this room: check the room ID or alias.')
-  if (scope.powerUsers === true && powerLevelsSeen && membersBeforePowerLevels) {
+  if (namedAfterMembers) {
     const known = new Set(state.filter((event) => event.type === 'm.room.member').map((event) => event.state_key))
     const again = stateSelection((event) => event.type === 'm.room.member' && wanted.has(event.state_key) && !known.has(event.state_key))
     state.push(...(roomState(await synapse.roomState(roomId, again)) ?? []))
