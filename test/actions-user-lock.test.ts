@@ -95,7 +95,7 @@ t.test('dry runs predict changed, the lock that holds, and protected targets; no
       { name: 'synapse_supports', ok: true, detail: 'Synapse 1.163.2 can do this (locking accounts: 1.91.0 or later).' },
       { name: 'user_exists', ok: true, detail: 'The user exists and is active.' },
       { name: 'not_protected', ok: true, detail: 'The user is neither the gateway\'s account nor a server admin.' },
-      { name: 'already_locked', ok: true, detail: 'The user is not locked yet.' }
+      { name: 'already_locked', ok: true, detail: 'The user is not locked: it would change.' }
     ]
   })
   h.user(jill).locked = true

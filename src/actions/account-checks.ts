@@ -48,7 +48,7 @@ export function notProtectedAccount (): CheckStep {
  * "Nothing would change" when the lookup shows the state already holds; a version whose lookup
  * does not report the state (undefined) acts.
  */
-export function stateAlready (name: string, holds: (user: LookedUpUser) => boolean | undefined, what: string): CheckStep {
+export function stateAlready (name: string, holds: (user: LookedUpUser) => boolean | undefined, what: string, otherwise: string): CheckStep {
   return {
     name,
     by: 'gateway',
@@ -56,7 +56,7 @@ export function stateAlready (name: string, holds: (user: LookedUpUser) => boole
     async check (context, { userId }) {
       const already = holds(await context.facts.user(userId))
       if (already === true) return { ok: true, done: true, detail: `The user is already ${what}: nothing would change.` }
-      return { ok: true, detail: already === false ? `The user is not ${what} yet.` : `This Synapse does not report whether the user is ${what}.` }
+      return { ok: true, detail: already === false ? `The user is ${otherwise}: it would change.` : `This Synapse does not report whether the user is ${what}.` }
     }
   }
 }

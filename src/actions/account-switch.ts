@@ -54,7 +54,7 @@ export function accountSwitch<const Name extends string> (spec: AccountSwitch<Na
       stateAlready(`already_${spec.value ? '' : 'un'}${spec.field}`, (user) => {
         const current = spec.current(user)
         return current === undefined ? undefined : current === spec.value
-      }, state)
+      }, state, `${spec.value ? 'not ' : ''}${spec.field}`)
     ],
 
     async run (context, { userId }) {
