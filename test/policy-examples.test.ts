@@ -177,7 +177,9 @@ const CASES: Record<string, Case[]> = {
     { promise: 'and removes users after two', action: 'room.remove', request: { roles: 'helpdesk', ...supportRoom, user: '@alice:example.com' }, verdict: 'ALLOWED after 2 approvals by security-lead or support-manager (rule "helpdesk-removes-with-approval")' },
     { promise: 'in the support rooms only', action: 'room.promote', request: { roles: 'helpdesk', room: '!other:example.com', alias: '#sales:example.com', user: '@alice:example.com' }, verdict: 'DENIED: no rule allows it (what did not match: room)' },
     { promise: 'security leads act without approval', action: 'room.promote', request: { roles: 'security-lead', ...supportRoom, user: '@alice:example.com' }, verdict: 'ALLOWED by rule "security-leads"' },
-    { promise: 'a matching rule without approval lets the request run at once', action: 'room.remove', request: { roles: 'helpdesk,security-lead', ...supportRoom, user: '@alice:example.com' }, verdict: 'ALLOWED by rule "security-leads"' }
+    { promise: 'a matching rule without approval lets the request run at once', action: 'room.remove', request: { roles: 'helpdesk,security-lead', ...supportRoom, user: '@alice:example.com' }, verdict: 'ALLOWED by rule "security-leads"' },
+    { promise: 'deactivation (and erase) runs only after one security-lead approval', action: 'user.deactivate', request: { roles: 'helpdesk', user: '@alice:example.com' }, verdict: 'ALLOWED after 1 approval by security-lead (rule "deactivation-with-approval")' },
+    { promise: 'even when a security lead asks', action: 'user.deactivate', request: { roles: 'security-lead', user: '@alice:example.com' }, verdict: 'ALLOWED after 1 approval by security-lead (rule "deactivation-with-approval")' }
   ]
 }
 
