@@ -48,6 +48,7 @@ export const PROBLEMS = {
   approval_not_found: { status: 404, title: 'Approval not found', outcome: 'invalid' },
   approval_decided: { status: 409, title: 'Approval already decided', outcome: 'denied' },
   approval_expired: { status: 410, title: 'Approval expired', outcome: 'denied' },
+  approval_stale: { status: 409, title: 'The room changed since the request was approved', outcome: 'denied' },
   approvals_full: { status: 503, title: 'Too many pending approvals', outcome: 'failed' },
   internal_error: { status: 500, title: 'Internal error', outcome: 'failed' },
   // The running Synapse cannot do the action: nothing was changed (src/synapse/version.ts).

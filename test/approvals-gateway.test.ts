@@ -45,12 +45,12 @@ interface Gateway extends Harness {
   recordsOf: (requestId: string) => Array<Record<string, any>>
 }
 
-async function gateway (t: Test, env: Record<string, string> = {}, approvals?: { now?: () => number }): Promise<Gateway> {
+async function gateway (t: Test, env: Record<string, string> = {}, approvals?: { now?: () => number }, roomFacts?: { ttlMs: number }): Promise<Gateway> {
   const dir = mkdtempSync(join(tmpdir(), 'approvals-policy-'))
   t.after(() => { rmSync(dir, { recursive: true, force: true }) })
   const policyFile = join(dir, 'policy.yaml')
   writeFileSync(policyFile, POLICY)
-  const h = await startHarness(t, { env: { POLICY_FILE: policyFile, ...env }, homeserver: { fixture: 'actions' }, approvals: { sweepMs: 0, ...approvals } })
+  const h = await startHarness(t, { env: { POLICY_FILE: policyFile, ...env }, homeserver: { fixture: 'actions' }, approvals: { sweepMs: 0, ...approvals }, ...(roomFacts === undefined ? {} : { roomFacts }) })
   return {
     ...h,
     policyFile,
@@ -79,7 +79,12 @@ t.test('held: 202 with the approval and Location, nothing sent to Synapse; the l
   const approval = held.body.approval
   t.equal(held.headers.location, `/v1/approvals/${approval.id}`)
   t.match(approval, { status: 'pending', action: 'room.promote', target: { room: ROOM, user_id: '@vic:test.local' }, reason: 'HD-1: new room owner', requested_by: { sub: 'helpdesk-bot', iss: null }, required: { roles: ['security-lead'], count: 1 }, decisions: [] })
-  t.equal(g.homeserver.callsTo('make_room_admin').length + g.homeserver.callsTo('user_lookup').length, 0, 'no check, no change at the homeserver')
+  t.equal(g.homeserver.callsTo('make_room_admin').length, 0, 'no change at the homeserver')
+  t.equal(g.homeserver.callsTo('user_lookup').length, 1, 'only the gateway\'s own checks (the user exists) before holding')
+  // A request the gateway itself would refuse is refused now, not held for an approver's time.
+  const unknown = await g.as(HELPDESK, 'POST', promotePath(), { body: promoteBody('@nobody-here:test.local') })
+  t.equal(unknown.status, 404, 'an unknown user is not held')
+  t.equal(unknown.body.code, 'user_not_found')
   const heldRecords = g.recordsOf(held.requestId)
   t.same(heldRecords.map((record) => record.event), ['result'], 'no intent: nothing acted')
   t.match(heldRecords[0], { action: 'room.promote', outcome: 'approval_requested', status: 202, actor: { sub: 'helpdesk-bot' }, policy: { rule: 'helpdesk-promotes-after-approval', effect: 'allow' }, approval: { id: approval.id, rule: 'helpdesk-promotes-after-approval', roles: ['security-lead'], count: 1, requested_by: { sub: 'helpdesk-bot' }, approved_by: [] } })
@@ -213,4 +218,24 @@ t.test('the approval routes: per-IP limit, token, ALLOWED_ORGS, and every call a
   const statuses: number[] = []
   for (let i = 0; i < 3; i++) statuses.push((await g.as(LEAD, 'GET', '/v1/approvals')).status)
   t.same(statuses, [200, 200, 429], 'the per-IP limit counts these routes too')
+})
+
+t.test('an alias pointed at another room after the request was held: the approval does not run there (409 approval_stale)', async (t) => {
+  // Room facts are not reused here, as on a replica that never saw the alias before.
+  const g = await gateway(t, {}, undefined, { ttlMs: 0 })
+  const alias = '#handover:test.local'
+  const first = g.homeserver.state.rooms.get(ACTION_ROOMS.kickPublic)
+  const other = g.homeserver.state.rooms.get(ACTION_ROOMS.privateAdmin)
+  if (first === undefined || other === undefined) throw new Error('the fixture lacks its rooms')
+  first.aliases.push(alias)
+  const held = await g.as(HELPDESK, 'POST', `/v1/rooms/${encodeURIComponent(alias)}/admins`, { body: promoteBody('@vic:test.local') })
+  t.equal(held.status, 202)
+  t.equal(held.body.approval.target.room_id, ACTION_ROOMS.kickPublic, 'the approval shows the room the alias named when it was held')
+  // Whoever controls the alias repoints it while the request waits.
+  first.aliases.splice(first.aliases.indexOf(alias), 1)
+  other.aliases.push(alias)
+  const approved = await g.as(LEAD, 'POST', `/v1/approvals/${String(held.body.approval.id)}/approve`, { body: {} })
+  t.equal(approved.status, 409)
+  t.equal(approved.body.code, 'approval_stale')
+  t.equal(g.homeserver.callsTo('make_room_admin').length, 0, 'nothing was done in either room')
 })

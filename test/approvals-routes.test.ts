@@ -19,12 +19,14 @@ import { skipWithoutRedis, startRedisServer, until } from './helpers/redis.js'
 
 type Tap = Test
 const ISS = 'https://idp.example.com'
-const CALLERS: Record<string, { sub: string, iss?: string, roles: string[] }> = {
-  helpdesk: { sub: 'helpdesk-bot', iss: ISS, roles: ['helpdesk'] },
-  lead1: { sub: 'alice', iss: ISS, roles: ['security-lead'] },
-  lead2: { sub: 'bob', iss: ISS, roles: ['security-lead'] },
-  manager: { sub: 'carol', roles: ['support-manager'] },
-  outsider: { sub: 'mallory', iss: ISS, roles: ['viewer'] }
+const CALLERS: Record<string, { sub: string, iss?: string, org: string, roles: string[] }> = {
+  helpdesk: { sub: 'helpdesk-bot', iss: ISS, org: 'acme', roles: ['helpdesk'] },
+  lead1: { sub: 'alice', iss: ISS, org: 'acme', roles: ['security-lead'] },
+  lead2: { sub: 'bob', iss: ISS, org: 'acme', roles: ['security-lead'] },
+  manager: { sub: 'carol', org: 'acme', roles: ['support-manager'] },
+  outsider: { sub: 'mallory', iss: ISS, org: 'acme', roles: ['viewer'] },
+  // The required role, but in another organisation: four eyes never cross organisations.
+  foreignLead: { sub: 'gustav', iss: ISS, org: 'globex', roles: ['security-lead'] }
 }
 const requester = { sub: 'helpdesk-bot', iss: ISS, org: 'acme', roles: ['helpdesk'], claims: { department: 'it' } }
 const held = (count: number): NewApproval => ({
@@ -92,6 +94,9 @@ t.test('who sees an approval: the requester and the holders of a required role; 
   t.equal(hidden.json().detail, unknown.json().detail, 'an existing id the caller may not see answers exactly like an unknown one')
   t.equal((await app.inject({ method: 'POST', url: `/v1/approvals/${approval.id}/approve`, headers: as('outsider') })).json().code, 'approval_not_found', 'and cannot be decided')
   t.equal((await app.inject({ method: 'POST', url: `/v1/approvals/${approval.id}/deny`, headers: as('outsider') })).json().code, 'approval_not_found')
+  t.same((await app.inject({ method: 'GET', url: '/v1/approvals', headers: as('foreignLead') })).json(), { approvals: [] }, 'a holder of the role in another org lists nothing')
+  t.equal((await app.inject({ method: 'GET', url: `/v1/approvals/${approval.id}`, headers: as('foreignLead') })).json().code, 'approval_not_found', 'nor sees it')
+  t.equal((await app.inject({ method: 'POST', url: `/v1/approvals/${approval.id}/approve`, headers: as('foreignLead') })).json().code, 'approval_not_found', 'nor approves it')
   t.equal((await store.get(approval.id))?.status, 'pending', 'still pending')
 
   t.equal((await app.inject({ method: 'GET', url: '/v1/approvals' })).json().code, 'missing_token', 'the app\'s authentication answers first')

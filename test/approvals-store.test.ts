@@ -45,7 +45,9 @@ function behavesLikeAnApprovalStore (t: Tap, name: string, makeStores: MakeStore
 
     const self = await store.approve(created.id, { sub: requester.sub, iss: requester.iss, roles: ['security-lead'] }, null)
     t.equal(self.kind, 'self_approval', 'the requester never approves, whatever its roles')
-    t.equal((await store.approve(created.id, { sub: requester.sub, iss: 'https://other-idp.example.com', roles: ['security-lead'] }, null)).kind, 'recorded', 'the same sub from another issuer is another person')
+    for (const iss of ['https://other-idp.example.com', '', null]) {
+      t.equal((await store.approve(created.id, { sub: requester.sub, iss, roles: ['security-lead'] }, null)).kind, 'self_approval', `the same sub with a token from another issuer (${JSON.stringify(iss)}) is still the requester`)
+    }
 
     const created2 = await store.create(request(2))
     clock.at += 1000
@@ -124,7 +126,7 @@ function behavesLikeAnApprovalStore (t: Tap, name: string, makeStores: MakeStore
     }
     const other = await store.create(request(1, { requested_by: { ...requester, sub: 'other-bot' }, required: { rule: 'r', roles: ['cso'], count: 1 } }))
     await store.deny(ids[1] as string, lead(1), null)
-    const mine = { requester: { sub: requester.sub, iss: requester.iss }, roles: requester.roles }
+    const mine = { requester: { sub: requester.sub, iss: requester.iss }, roles: requester.roles, org: requester.org }
     const all = await store.list({ ...mine, limit: 10 })
     t.same(all.approvals.map((approval) => approval.id), [...ids].reverse(), 'the requester sees its own, newest first, not the other bot\'s')
     t.equal(all.next, undefined, 'one page')
@@ -138,10 +140,12 @@ function behavesLikeAnApprovalStore (t: Tap, name: string, makeStores: MakeStore
     const page3 = await store.list({ ...mine, limit: 2, from: page2.next })
     t.same(page3.approvals.map((approval) => approval.id), [ids[0]])
     t.equal(page3.next, undefined, 'the last page has no next')
-    const deciderView = await store.list({ requester: { sub: 'lead-1', iss: 'https://idp.example.com' }, roles: ['support-manager', 'viewer'], limit: 10 })
+    const deciderView = await store.list({ requester: { sub: 'lead-1', iss: 'https://idp.example.com' }, roles: ['support-manager', 'viewer'], org: 'acme', limit: 10 })
     t.equal(deciderView.approvals.length, 5, 'a holder of a required role sees them all')
-    t.same((await store.list({ requester: { sub: 'cso-1', iss: null }, roles: ['cso'], limit: 10 })).approvals.map((approval) => approval.id), [other.id], 'roles select')
-    t.same((await store.list({ requester: { sub: 'nobody', iss: null }, roles: ['viewer'], limit: 10 })).approvals, [], 'an outsider sees none')
+    const otherOrg = await store.list({ requester: { sub: 'lead-g', iss: 'https://idp.example.com' }, roles: ['support-manager', 'cso'], org: 'globex', limit: 10 })
+    t.same(otherOrg.approvals, [], 'a holder of the roles in another org sees none: four eyes never cross organisations')
+    t.same((await store.list({ requester: { sub: 'cso-1', iss: null }, roles: ['cso'], org: 'acme', limit: 10 })).approvals.map((approval) => approval.id), [other.id], 'roles select')
+    t.same((await store.list({ requester: { sub: 'nobody', iss: null }, roles: ['viewer'], org: 'acme', limit: 10 })).approvals, [], 'an outsider sees none')
     clock.at += HOUR_S * 1000
     t.equal((await store.list({ ...mine, status: 'expired', limit: 10 })).approvals.length, 4, 'expired ones listed as expired before the sweep')
   })
@@ -201,7 +205,7 @@ t.test('redis: an unreachable Redis rejects with StateUnavailableError, naming n
   const store = createRedisApprovalStore(client, limits)
   const approval = await store.create(request(1))
   await down.kill()
-  for (const call of [() => store.get(approval.id), () => store.approve(approval.id, lead(1), null), () => store.create(request(1)), () => store.expireDue(), () => store.list({ requester, roles: [], limit: 1 })]) {
+  for (const call of [() => store.get(approval.id), () => store.approve(approval.id, lead(1), null), () => store.create(request(1)), () => store.expireDue(), () => store.list({ requester, roles: [], org: requester.org, limit: 1 })]) {
     const error = await call().then(() => undefined, (rejected: unknown) => rejected)
     t.type(error, StateUnavailableError)
     t.notMatch(String((error as Error).message), approval.id)

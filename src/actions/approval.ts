@@ -64,7 +64,7 @@ export async function holdAttempt (store: ApprovalStore, attempt: Attempt, actio
   const caller = attempt.actor as Caller
   const held = await holdForApproval(store, {
     action: action.name,
-    target: { room: attempt.target?.room ?? null, user_id: attempt.target?.userId ?? null },
+    target: { room: attempt.target?.room ?? null, user_id: attempt.target?.userId ?? null, ...(attempt.roomId === undefined ? {} : { room_id: attempt.roomId }) },
     reason: attempt.reason ?? null,
     requested_by: { sub: caller.sub, iss: caller.iss ?? null, org: caller.org, roles: [...caller.roles], claims: caller.claims },
     required: requirement,

@@ -101,6 +101,11 @@ export function createPipeline (options: PipelineOptions) {
     const context = contextFor(attempt, requestId, log, input.query, input.body)
     const { room, unknown } = target.room === undefined ? { room: undefined, unknown: undefined } : await resolveNamed(rooms, target.room, context.synapse)
     if (room !== undefined) attempt.roomId = room.id
+    const approvedIn = attempt.approval !== undefined && 'approved' in attempt.approval ? attempt.approval.approved.target.room_id : undefined
+    if (typeof approvedIn === 'string' && room !== undefined && room.id !== approvedIn) {
+      // The alias was pointed at another room after the request was held: the approvers saw another room.
+      throw problem('approval_stale', `${target.room as string} now names ${room.id}, not the room ${approvedIn} the request was approved for; nothing was done. Make the request again.`)
+    }
     const facts = room === undefined ? (unknown === undefined ? null : unknownRoomFacts(target.room as string)) : await roomFacts(policy, rooms, context.synapse, room)
     const decision = policy.decide({ caller: policyCaller(caller), action: action.name as ActionName, room: facts, user: target.userId === undefined ? null : { id: target.userId } })
     metrics.policyDecisions.inc({ rule: decision.rule ?? 'none', effect: decision.effect })
@@ -111,7 +116,11 @@ export function createPipeline (options: PipelineOptions) {
     if (!decision.allowed) {
       const step = decision.approval === undefined ? 'refuse' : throughApproval(attempt, action, decision.approval)
       if (step === 'refuse') throw refusal(policy, config.joinRoles, caller, action.name, decision)
-      if (step === 'hold') return await holdAttempt(options.approvals, attempt, action, input, decision.approval as NonNullable<typeof decision.approval>)
+      if (step === 'hold') {
+        // The gateway's own refusals (unknown, protected or deactivated user…) come now, not after an approver's time.
+        await enforceChecks(action.checks ?? [], context, { room, userId: target.userId, reason })
+        return await holdAttempt(options.approvals, attempt, action, input, decision.approval as NonNullable<typeof decision.approval>)
+      }
       approvalRequired = step === 'predict'
     }
 

@@ -103,7 +103,7 @@ export function createMemoryApprovalStore (limits: ApprovalStoreLimits): Approva
       const after = query.from === undefined ? undefined : decodeCursor(query.from)
       const matching = [...entries.values()]
         .map(({ approval }) => approval)
-        .filter((approval) => isVisibleTo(approval, query.requester, query.roles))
+        .filter((approval) => isVisibleTo(approval, { ...query.requester, org: query.org, roles: query.roles }))
         .filter((approval) => query.status === undefined || effectiveStatus(approval, at) === query.status)
         .filter((approval) => after === undefined || compareNewestFirst(after, approval) < 0)
         .sort(compareNewestFirst)

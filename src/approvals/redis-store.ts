@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis'
 import { unavailable } from '../state/unavailable.js'
 import {
-  ApprovalsFullError, compareNewestFirst, decodeCursor, effectiveStatus, encodeCursor, isGone, newApprovalId, personDigest, personKey,
+  ApprovalsFullError, compareNewestFirst, decodeCursor, effectiveStatus, encodeCursor, isGone, isVisibleTo, newApprovalId, personDigest, personKey,
   type Approval, type ApprovalDecision, type ApprovalStore, type ApprovalStoreLimits, type ApproveOutcome, type Decider, type DenyOutcome, type ExecutionResult
 } from './types.js'
 
@@ -243,6 +243,7 @@ export function createRedisApprovalStore (redis: Redis, options: RedisApprovalSt
       for (let i = 0; i < ordered.length && page.length <= query.limit; i += batch) {
         for (const approval of await read(ordered.slice(i, i + batch).map((candidate) => candidate.id))) {
           if (approval === undefined || isGone(approval, at, ttlMs)) continue
+          if (!isVisibleTo(approval, { ...query.requester, org: query.org, roles: query.roles })) continue
           const status = effectiveStatus(approval, at)
           if (query.status !== undefined && status !== query.status) continue
           page.push({ ...approval, status })

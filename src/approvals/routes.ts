@@ -7,7 +7,7 @@ import { problemResponses, Reason } from '../schemas.js'
 import { StateUnavailableError } from '../state/unavailable.js'
 import { stateUnavailable } from './held.js'
 import {
-  APPROVAL_ID, approvers, decodeCursor, isVisibleTo, mayDecide, samePerson,
+  APPROVAL_ID, approvers, decodeCursor, isVisibleTo, mayDecide, samePerson, type ApprovalCaller,
   type Approval, type ApprovalStatus, type ApprovalStore, type ApproveOutcome, type DecisionRefusal, type DenyOutcome, type Person
 } from './types.js'
 
@@ -16,7 +16,7 @@ declare module 'fastify' {
     /** An approval route's call already has its audit record. */
     approvalAudited: boolean
     /** Who called an approval route, once admitted. */
-    approvalCaller: (Person & { roles: readonly string[] }) | null
+    approvalCaller: ApprovalCaller | null
   }
 }
 
@@ -29,7 +29,7 @@ export const ApprovalView = Type.Object({
   id: Type.String({ description: 'Unguessable, URL-safe.' }),
   status: StatusSchema,
   action: Type.String(),
-  target: Type.Object({ room: Type.Union([Type.String(), Type.Null()]), user_id: Type.Union([Type.String(), Type.Null()]) }, { description: 'The room and user as the requester named them.' }),
+  target: Type.Object({ room: Type.Union([Type.String(), Type.Null()]), user_id: Type.Union([Type.String(), Type.Null()]), room_id: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'The room ID the room resolved to when the request was held: the approved request runs in this room only (409 approval_stale otherwise).' })) }, { description: 'The room and user as the requester named them.' }),
   reason: Type.Union([Type.String(), Type.Null()]),
   requested_by: PersonView,
   required: Type.Object({ roles: Type.Array(Type.String()), count: Type.Integer() }, { description: 'Approvals needed: `count` distinct callers, each holding one of `roles`, never the requester.' }),
@@ -107,12 +107,13 @@ export type ApprovalAuditEvent = 'approval_approved' | 'approval_denied' | 'appr
 export interface ActionAnswer { status: number, headers: Record<string, string>, body: string }
 
 /** The caller as the app's authentication gives it (src/auth Caller fits: its `iss` may be absent). */
-export interface ApprovalCaller { sub: string, iss?: string | null | undefined, roles: readonly string[] }
+/** What `authenticate` gives: the verified caller (its org claim decides whose approvals it may see). */
+export interface AuthenticatedCaller { sub: string, iss?: string | null | undefined, org?: string | null | undefined, roles: readonly string[] }
 
 export interface ApprovalRoutesOptions {
   store: ApprovalStore
   /** Everything the app does to admit a caller (per-IP limit, token, org); throws its problem. */
-  authenticate: (request: FastifyRequest) => Promise<ApprovalCaller>
+  authenticate: (request: FastifyRequest) => Promise<AuthenticatedCaller>
   /**
    * Runs the approved request through the action pipeline (policy evaluated again, intent before
    * Synapse) as the requester, with `approval: {id, approved_by}` on its records; called at most
@@ -167,7 +168,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
           origin: { ip: request.ip, userAgent: request.headers['user-agent'] },
           fields: {
             // The caller as approvals know it (sub, iss, roles), in the actor's place.
-            ...(request.approvalCaller === null ? {} : { actor: { sub: request.approvalCaller.sub, iss: request.approvalCaller.iss, roles: request.approvalCaller.roles } }),
+            ...(request.approvalCaller === null ? {} : { actor: { sub: request.approvalCaller.sub, iss: request.approvalCaller.iss, org: request.approvalCaller.org, roles: request.approvalCaller.roles } }),
             ...(request.tokenRefusal === undefined ? {} : { token_refusal: request.tokenRefusal }),
             ...(id === undefined ? {} : { approval: { id: auditedText(id) } })
           },
@@ -201,9 +202,9 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
     }
   }
 
-  async function caller (request: FastifyRequest): Promise<Person & { roles: readonly string[] }> {
+  async function caller (request: FastifyRequest): Promise<ApprovalCaller> {
     const who = await options.authenticate(request)
-    request.approvalCaller = { sub: who.sub, iss: who.iss ?? null, roles: who.roles }
+    request.approvalCaller = { sub: who.sub, iss: who.iss ?? null, org: who.org ?? null, roles: who.roles }
     return request.approvalCaller
   }
 
@@ -234,14 +235,14 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
     if (request.query.from !== undefined && decodeCursor(request.query.from) === undefined) {
       throw problem('invalid_request', 'from must be the next of a previous answer.')
     }
-    const page = await stored(() => store.list({ requester: who, roles: who.roles, status: request.query.status as ApprovalStatus | undefined, limit, from: request.query.from }))
+    const page = await stored(() => store.list({ requester: who, roles: who.roles, org: who.org, status: request.query.status as ApprovalStatus | undefined, limit, from: request.query.from }))
     return { approvals: page.approvals.map(approvalView), ...(page.next === undefined ? {} : { next: page.next }) }
   })
 
   /** The approval when this caller may see it; otherwise the same 404 as for an unknown ID. */
-  async function visible (id: string, who: Person & { roles: readonly string[] }): Promise<Approval> {
+  async function visible (id: string, who: ApprovalCaller): Promise<Approval> {
     const approval = APPROVAL_ID.test(id) ? await stored(() => store.get(id)) : undefined
-    if (approval === undefined || !isVisibleTo(approval, who, who.roles)) throw problem('approval_not_found', DETAIL_NOT_FOUND)
+    if (approval === undefined || !isVisibleTo(approval, who)) throw problem('approval_not_found', DETAIL_NOT_FOUND)
     return approval
   }
 
@@ -273,20 +274,20 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
       ? {
           200: { description: 'The request ran: the action\'s own answer (its status and body; a refusal at that point is its problem).' },
           202: { description: 'Approval recorded; more are needed.', ...ApprovalAnswer },
-          ...problemResponses([...PROBLEMS_OF_ALL, 'invalid_body', 'approval_not_found', 'self_approval', 'approval_decided', 'approval_expired'])
+          ...problemResponses([...PROBLEMS_OF_ALL, 'invalid_body', 'approval_not_found', 'self_approval', 'approval_decided', 'approval_expired', 'approval_stale'])
         }
       : { 200: ApprovalAnswer, ...problemResponses([...PROBLEMS_OF_ALL, 'invalid_body', 'approval_not_found', 'approval_decided', 'approval_expired']) }
   })
 
   /** One audit record per decision call, refused or not. */
-  function decisionRecord (request: FastifyRequest, decision: 'approve' | 'deny', who: Person & { roles: readonly string[] } | undefined, approval: Approval | undefined, reason: string | null, error: GatewayError | undefined, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  function decisionRecord (request: FastifyRequest, decision: 'approve' | 'deny', who: ApprovalCaller | undefined, approval: Approval | undefined, reason: string | null, error: GatewayError | undefined, extra: Record<string, unknown> = {}): Record<string, unknown> {
     request.approvalAudited = true
     return {
       action: approval?.action ?? 'unknown',
       decision,
       outcome: error !== undefined ? 'approval_refused' : decision === 'approve' ? 'approval_approved' : 'approval_denied',
       ...(error === undefined ? {} : { code: error.problem }),
-      actor: who === undefined ? null : { sub: who.sub, iss: who.iss, roles: who.roles },
+      actor: who === undefined ? null : { sub: who.sub, iss: who.iss, org: who.org, roles: who.roles },
       ...(request.tokenRefusal === undefined ? {} : { token_refusal: request.tokenRefusal }),
       target: approval?.target ?? null,
       ...(approval === undefined ? { approval: { id: auditedText((request.params as { id?: unknown }).id) } } : { approval: approvalAuditField(approval) }),
@@ -324,7 +325,7 @@ export const approvalRoutes: FastifyPluginAsyncTypebox<ApprovalRoutesOptions> = 
       const requester = samePerson(approval.requested_by, decider)
       if (decision === 'approve' && requester) throw problem('self_approval', 'You requested this action: another caller holding one of the required roles must approve it.')
       // Seen only by the requester and the deciders, so a caller here without the roles is the requester (deny: withdrawal).
-      if (!requester && !mayDecide(approval, decider.roles)) throw problem('approval_not_found', DETAIL_NOT_FOUND)
+      if (!requester && !mayDecide(approval, decider)) throw problem('approval_not_found', DETAIL_NOT_FOUND)
       const outcome: ApproveOutcome | DenyOutcome = await stored(async () => decision === 'approve' ? await store.approve(request.params.id, decider, reason) : await store.deny(request.params.id, decider, reason))
       if (outcome.kind === 'expired' && outcome.expiredNow) audit('approval_expired', expiryFields(outcome.approval), request.id)
       if (outcome.kind !== 'recorded' && outcome.kind !== 'execute' && outcome.kind !== 'denied') {

@@ -40,7 +40,8 @@ export interface Approval {
   status: ApprovalStatus
   action: string
   /** The room and user as the requester named them. */
-  target: { room: string | null, user_id: string | null }
+  /** As the requester named them; `room_id`: what the room resolved to when it was held (the only room it may run in). */
+  target: { room: string | null, user_id: string | null, room_id?: string | null }
   reason: string | null
   requested_by: RequesterSnapshot
   required: ApprovalRequirement
@@ -87,8 +88,9 @@ export type DecisionRefusal =
 export interface ListQuery {
   /** The caller: approvals it requested… */
   requester: Person
-  /** …or may decide (one of these roles is among the approval's required roles). */
+  /** …or may decide (one of these roles is among the approval's required roles, in the requester's org). */
   roles: readonly string[]
+  org: string | null
   status?: ApprovalStatus | undefined
   /** At most this many (the route caps it). */
   limit: number
@@ -144,13 +146,17 @@ export function newApprovalId (): string {
 
 export const APPROVAL_ID = /^[A-Za-z0-9_-]{22}$/
 
-/** One string per person, unambiguous for any iss and sub. */
+/**
+ * One string per person: the token's `sub`. The issuer is left out on purpose: without
+ * JWT_ISSUER a token may carry any `iss` (or none), and the same person with a second token from
+ * another issuer must still not approve their own request nor count twice.
+ */
 export function personKey (person: Person): string {
-  return JSON.stringify([person.iss, person.sub])
+  return JSON.stringify([person.sub])
 }
 
 export function samePerson (a: Person, b: Person): boolean {
-  return a.sub === b.sub && a.iss === b.iss
+  return a.sub === b.sub
 }
 
 /** A short fixed-length name for a person, for Redis keys. */
@@ -216,10 +222,14 @@ export function decodeCursor (cursor: string): { created_at: number, id: string 
   return undefined
 }
 
-export function isVisibleTo (approval: Approval, person: Person, roles: readonly string[]): boolean {
-  return samePerson(approval.requested_by, person) || mayDecide(approval, roles)
+/** A caller as the approval routes see it: who, the org claim and the roles. */
+export interface ApprovalCaller extends Person { org: string | null, roles: readonly string[] }
+
+export function isVisibleTo (approval: Approval, caller: ApprovalCaller): boolean {
+  return samePerson(approval.requested_by, caller) || mayDecide(approval, caller)
 }
 
-export function mayDecide (approval: Approval, roles: readonly string[]): boolean {
-  return roles.some((role) => approval.required.roles.includes(role))
+/** One of the required roles, in the requester's own org: four eyes never cross organisations. */
+export function mayDecide (approval: Approval, caller: Pick<ApprovalCaller, 'org' | 'roles'>): boolean {
+  return caller.org === approval.requested_by.org && caller.roles.some((role) => approval.required.roles.includes(role))
 }

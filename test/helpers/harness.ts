@@ -49,6 +49,8 @@ export interface HarnessOptions {
   clientTimeouts?: BuildOptions['clientTimeouts']
   /** The approvals' clock and expiry sweep (src/app.ts BuildOptions). */
   approvals?: BuildOptions['approvals']
+  /** How long room facts and resolved aliases are reused (src/app.ts BuildOptions). */
+  roomFacts?: BuildOptions['roomFacts']
 }
 
 export class LogCapture extends Writable {
@@ -78,7 +80,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
     ...options.env
   }
   const logs = new LogCapture()
-  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker, clientTimeouts: options.clientTimeouts, approvals: options.approvals })
+  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker, clientTimeouts: options.clientTimeouts, approvals: options.approvals, roomFacts: options.roomFacts })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()
