@@ -199,7 +199,13 @@ t.test('a real gateway signs checkpoints; the verifier sees a good run, a cut ta
   writeFileSync(checkpoints, genuine.replace(`\n${lastSeq}\n`, `\n${lastSeq + 5}\n`))
   const edited = verifyInProcess(file, checkpoints, publicFile)
   t.equal(edited.exitCode, 1)
-  t.match(edited.lines[0], `${checkpoints}:1: forged: the signature does not verify with this public key`)
+  t.ok(edited.lines.some((line) => line.startsWith(`${checkpoints}:1: forged: the signature does not verify with this public key`)), 'the edited checkpoint is forged')
+  t.ok(edited.lines.some((line) => /: cut: the audit ends with the stop record at seq \d+, but no checkpoint in .* vouches for it/.test(line)), 'and the stop record is vouched for by none')
+  // The checkpoint file emptied (or cut back before the shutdown's checkpoint): the stop record says so.
+  writeFileSync(checkpoints, '')
+  const emptied = verifyInProcess(file, checkpoints, publicFile)
+  t.equal(emptied.exitCode, 1, 'an emptied checkpoint file does not pass')
+  t.match(emptied.lines.join('\n'), /cut: the audit ends with the stop record at seq \d+, but no checkpoint .* \(0 signed checkpoints;/)
 
   const usage = await verifyCli(['--checkpoints', checkpoints, file])
   t.equal(usage.code, 2)

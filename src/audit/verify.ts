@@ -185,7 +185,8 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
   const checked = records.length
   if (checkpointFile !== undefined) {
     const last = inChain.get(highest)
-    for (const found of checkAgainstCheckpoints(checkpointFile, inChain, last)) problem(found.place, found.kind, found.detail)
+    const endsWithStop = records.some((record) => record.seq === highest && record.event === 'stop')
+    for (const found of checkAgainstCheckpoints(checkpointFile, inChain, last, endsWithStop)) problem(found.place, found.kind, found.detail)
   }
 
   const mismatched = records.filter((record) => !record.hashMatches).length
@@ -229,7 +230,7 @@ export function verifyAuditFiles (files: Array<{ name: string, text: string }>, 
  * before the highest head a checkpoint vouches for (its tail was cut); the first checkpoint
  * whose head's hash is not the hash of the record with that seq (the chain was rewritten).
  */
-function checkAgainstCheckpoints (checkpointFile: CheckpointFile, inChain: Map<number, Seen>, last: Seen | undefined): Array<{ place: Place, kind: ProblemKind, detail: string }> {
+function checkAgainstCheckpoints (checkpointFile: CheckpointFile, inChain: Map<number, Seen>, last: Seen | undefined, endsWithStop: boolean): Array<{ place: Place, kind: ProblemKind, detail: string }> {
   const found: Array<{ place: Place, kind: ProblemKind, detail: string }> = []
   const placeOf = (line: number): Place => ({ fileIndex: -1, file: checkpointFile.name, line })
   const verified = checkpointFile.checkpoints.flatMap((checkpoint) => {
@@ -246,6 +247,15 @@ function checkAgainstCheckpoints (checkpointFile: CheckpointFile, inChain: Map<n
       place: last ?? placeOf(furthest.line),
       kind: 'cut',
       detail: `the audit ends at seq ${lastSeq} but checkpoint at ${at(placeOf(furthest.line))} vouches for seq ${furthest.head.seq} (${plural(cut, 'record')} cut from the tail${furthest.head.time === '' ? '' : `; signed ${furthest.head.time}`})`
+    })
+  }
+  // A clean shutdown writes a checkpoint after its stop record: an audit that ends with one no
+  // checkpoint vouches for had its checkpoint file cut (or emptied, or replaced by an older copy).
+  if (endsWithStop && last !== undefined && !verified.some((checkpoint) => checkpoint.head.seq >= last.seq)) {
+    found.push({
+      place: last,
+      kind: 'cut',
+      detail: `the audit ends with the stop record at seq ${last.seq}, but no checkpoint in ${checkpointFile.name} vouches for it (${plural(verified.length, 'signed checkpoint')}; the gateway writes one at every shutdown): the checkpoint file was cut or replaced`
     })
   }
   const contradicted = verified.filter((checkpoint) => {
