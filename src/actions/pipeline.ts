@@ -104,7 +104,7 @@ export function createPipeline (options: PipelineOptions) {
     const approvedIn = attempt.approval !== undefined && 'approved' in attempt.approval ? attempt.approval.approved.target.room_id : undefined
     if (typeof approvedIn === 'string' && room !== undefined && room.id !== approvedIn) {
       // The alias was pointed at another room after the request was held: the approvers saw another room.
-      throw problem('approval_stale', `${target.room as string} now names ${room.id}, not the room ${approvedIn} the request was approved for; nothing was done. Make the request again.`)
+      throw problem('approval_stale', `${target.room as string} now names another room than ${approvedIn}, the room the request was approved for; nothing was done. Make the request again.`)
     }
     const facts = room === undefined ? (unknown === undefined ? null : unknownRoomFacts(target.room as string)) : await roomFacts(policy, rooms, context.synapse, room)
     const decision = policy.decide({ caller: policyCaller(caller), action: action.name as ActionName, room: facts, user: target.userId === undefined ? null : { id: target.userId } })
