@@ -1,6 +1,6 @@
 /**
  * Rooms at an organisation's scale in the real Synapse (issue 18): a public room with at least
- * 1,000 members (accounts created by the admin API, in parallel, joined by the admin join API)
+ * 1,000 members (accounts by shared-secret registration, in parallel, joined by the admin join API)
  * and a room whose state holds custom state events of 60 KB. Owned by the gateway's account, with
  * canonical aliases the tier's policy patterns can match.
  */
@@ -19,18 +19,6 @@ async function inParallel<T> (items: T[], work: (item: T) => Promise<void>): Pro
   }))
 }
 
-/**
- * A local account with no password and no session: one admin call (`PUT /_synapse/admin/v2/users/{u}`,
- * 201 when it creates the account), where a registration takes two (nonce, register) and costs
- * Synapse about twice the CPU (password hash, device, access token). Enough for a room member.
- */
-async function createMemberAccount (matrix: Matrix, adminToken: string, name: string): Promise<string> {
-  const userId = matrix.userId(name)
-  const created = await matrix.call('PUT', `/_synapse/admin/v2/users/${enc(userId)}`, { token: adminToken, body: { displayname: name } })
-  if (created.status !== 201) throw new Error(`setup: creating ${userId} answered ${created.status} ${JSON.stringify(created.json).slice(0, 300)}`)
-  return userId
-}
-
 export interface BigRoom { roomId: string, alias: string, members: string[] }
 
 /** A public room of `count` registered members plus the gateway's account (power 100). */
@@ -39,9 +27,9 @@ export async function createMembersRoom (world: World, count: number): Promise<B
   const roomId = await matrix.createRoom(admin, { preset: 'public_chat', aliasName: 'bigroom', name: 'Company-wide' })
   const members: string[] = []
   await inParallel(Array.from({ length: count }, (_, i) => i), async (i) => {
-    const userId = await createMemberAccount(matrix, admin.token, `m${i}`)
-    await matrix.must('POST', `/_synapse/admin/v1/join/${enc(roomId)}`, { token: admin.token, body: { user_id: userId } })
-    members.push(userId)
+    const user = await matrix.register(`m${i}`)
+    await matrix.must('POST', `/_synapse/admin/v1/join/${enc(roomId)}`, { token: admin.token, body: { user_id: user.userId } })
+    members.push(user.userId)
   })
   return { roomId, alias: matrix.alias('bigroom'), members }
 }
