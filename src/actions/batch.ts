@@ -14,7 +14,7 @@ import type { ActionDefinition } from './action.js'
 import { heldApproval } from './approval.js'
 import { newAttempt } from './attempt.js'
 import { checkOrg, policyCaller, refusal } from './decision.js'
-import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey, storedAnswer, type IdempotencyClaim } from './idempotency.js'
+import { claimKey, fingerprintKeyOf, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey, storedAnswer, type IdempotencyClaim } from './idempotency.js'
 import type { RequestLimits } from './limits.js'
 import { successOutcome, type Pipeline } from './pipeline.js'
 import type { createActionValidators } from './validation.js'
@@ -63,6 +63,7 @@ function inputOf (action: ActionDefinition, item: Item): { params: Record<string
  * policy, validation by the route's own schemas, checks, audit), at most BATCH_CONCURRENCY at a time.
  */
 export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastify, { config, audit, state, pipeline, limits, policy, actions, validate }) => {
+  const fingerprintKey = fingerprintKeyOf(config)
   const acting = actions.filter((action) => action.acting)
   const byName = new Map(acting.map((action) => [action.name, action]))
   const BatchItem = Type.Object({
@@ -184,7 +185,7 @@ export const batchRoute: FastifyPluginAsyncTypebox<BatchOptions> = async (fastif
     }
     const key = idempotencyKeyOf(request)
     if (key !== undefined) {
-      run.idempotency = await claimKey(state.idempotency, request, reply, caller.sub, key, () => { run.replayed = true })
+      run.idempotency = await claimKey(state.idempotency, request, reply, caller.sub, key, () => { run.replayed = true }, fingerprintKey)
       if (run.idempotency === undefined) return reply
     }
     const dryRun = request.query.dry_run === 'true'

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../config.js'
 import { PROBLEMS, problem, type Outcome, type ProblemCode } from '../errors.js'
 import { fingerprint, type IdempotencyStore } from '../state/idempotency.js'
 import { StateUnavailableError } from '../state/shared.js'
@@ -40,10 +42,10 @@ export function stateUnavailable (): ReturnType<typeof problem> {
  * Returns the claim to settle once answered, or undefined when a replay was sent. `onReplay` runs
  * before the replay is sent: sending runs the onSend hooks (the audit record) at once.
  */
-export async function claimKey (store: IdempotencyStore, request: FastifyRequest, reply: FastifyReply, scope: string, key: string, onReplay: () => void): Promise<IdempotencyClaim | undefined> {
+export async function claimKey (store: IdempotencyStore, request: FastifyRequest, reply: FastifyReply, scope: string, key: string, onReplay: () => void, fingerprintKey?: Buffer): Promise<IdempotencyClaim | undefined> {
   let claim
   try {
-    claim = await store.claim(scope, key, fingerprint(request.method, request.url, JSON.stringify(request.body ?? null)))
+    claim = await store.claim(scope, key, fingerprint(request.method, request.url, JSON.stringify(request.body ?? null), fingerprintKey))
   } catch (error) {
     if (error instanceof StateUnavailableError) throw stateUnavailable()
     throw error
@@ -128,4 +130,13 @@ export function replayedOutcome (status: number, body: string): Outcome {
     if (code !== undefined && code in PROBLEMS) return PROBLEMS[code as ProblemCode].outcome
   } catch {}
   return 'failed'
+}
+
+/**
+ * The key of the request fingerprints kept with idempotency records: derived from the admin token,
+ * which every replica shares and no caller knows, so the fingerprint of a body holding a password
+ * cannot be tested against guesses by whoever reads Redis.
+ */
+export function fingerprintKeyOf (config: Config): Buffer {
+  return createHash('sha256').update('synapse-admin-gateway idempotency fingerprint\0').update(config.synapse.adminToken).digest()
 }

@@ -8,7 +8,7 @@ import { namedTarget, type ActionDefinition } from './action.js'
 import { newAttempt, type Attempt } from './attempt.js'
 import { approvalWiring, heldApproval, HELD_RESPONSE, HOLD_PROBLEMS } from './approval.js'
 import { batchRoute } from './batch.js'
-import { claimKey, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey, storedAnswer } from './idempotency.js'
+import { claimKey, fingerprintKeyOf, IdempotencyKeyHeader, idempotencyKeyOf, replayedOutcome, settleKey, storedAnswer } from './idempotency.js'
 import { createPipeline, successOutcome, type Pipeline, type PipelineOptions } from './pipeline.js'
 import { createActionValidators } from './validation.js'
 
@@ -36,10 +36,10 @@ export const actionRoutes: FastifyPluginAsyncTypebox<ActionRoutesOptions> = asyn
   // Outside the batch's scope: a method /v1/batch does not take is answered without its audit record.
   answerOtherMethods(fastify, '/v1/batch', ['POST'])
   await fastify.register(approvalWiring, { store: options.approvals, audit: options.audit, pipeline, actions: options.actions, validate: validators.validate, expirySweepMs: options.approvalSweepMs })
-  await fastify.register(async (scope) => { routeEach(scope, options.actions, pipeline, validators.compiler, state) })
+  await fastify.register(async (scope) => { routeEach(scope, options.actions, pipeline, validators.compiler, state, fingerprintKeyOf(config)) })
 }
 
-function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition[], pipeline: Pipeline, validatorCompiler: ReturnType<typeof createActionValidators>['compiler'], state: SharedState): void {
+function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition[], pipeline: Pipeline, validatorCompiler: ReturnType<typeof createActionValidators>['compiler'], state: SharedState, fingerprintKey: Buffer): void {
   const byRoute = new Map<string, ActionDefinition>()
   for (const action of actions) byRoute.set(`${action.method} ${action.url}`, action)
   const actionOf = (request: FastifyRequest) => byRoute.get(`${request.method} ${request.routeOptions.url ?? ''}`)
@@ -81,7 +81,7 @@ function routeEach (fastify: FastifyInstance, actions: readonly ActionDefinition
         const attempt = request.attempt as Attempt
         const key = action.acting ? idempotencyKeyOf(request) : undefined
         if (key !== undefined) {
-          attempt.idempotency = await claimKey(state.idempotency, request, reply, (attempt.actor as NonNullable<Attempt['actor']>).sub, key, () => { attempt.replayed = true })
+          attempt.idempotency = await claimKey(state.idempotency, request, reply, (attempt.actor as NonNullable<Attempt['actor']>).sub, key, () => { attempt.replayed = true }, fingerprintKey)
           if (attempt.idempotency === undefined) return reply
         }
         const dryRun = (request.query as { dry_run?: string } | undefined)?.dry_run === 'true'

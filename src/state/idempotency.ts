@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto'
+import { createHash, createHmac, randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { unavailable } from './unavailable.js'
 
@@ -36,12 +36,15 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 const milliseconds = (seconds: number): number => Math.max(1, Math.ceil(seconds * 1000))
 
 /**
- * What identifies a request for reuse checks: SHA-256 (hex) of the method, the path and the body.
- * A JSON body is canonicalised (keys sorted, whitespace dropped), so `{"a":1,"b":2}` and
- * `{ "b": 2, "a": 1 }` are the same request; any other body counts as its raw text.
+ * What identifies a request for reuse checks: SHA-256 (hex) of the method, the path and the body,
+ * or an HMAC-SHA256 with `key`: a body may hold a secret (a password reset's `new_password`), and
+ * a plain hash kept in Redis would let whoever reads it test guesses. A JSON body is canonicalised
+ * (keys sorted, whitespace dropped), so `{"a":1,"b":2}` and `{ "b": 2, "a": 1 }` are the same
+ * request; any other body counts as its raw text.
  */
-export function fingerprint (method: string, path: string, body: string): string {
-  return sha256(JSON.stringify([method.toUpperCase(), path, canonicalBody(body)]))
+export function fingerprint (method: string, path: string, body: string, key?: Buffer): string {
+  const text = JSON.stringify([method.toUpperCase(), path, canonicalBody(body)])
+  return key === undefined ? sha256(text) : createHmac('sha256', key).update(text).digest('hex')
 }
 
 function canonicalBody (body: string): string {
