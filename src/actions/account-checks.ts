@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import type { ProblemCode } from '../errors.js'
 import { RemoveBody } from '../schemas.js'
 import type { LookedUpUser } from '../synapse/answers.js'
 import { hasRelease, type SynapseFeature } from '../synapse/version.js'
@@ -60,6 +61,9 @@ export function stateAlready (name: string, holds: (user: LookedUpUser) => boole
     }
   }
 }
+
+/** What every account action can answer besides the pipeline's own: its body, the user, protected targets. */
+export const ACCOUNT_PROBLEMS: ProblemCode[] = ['invalid_body', 'invalid_user_id', 'user_not_local', 'reason_required', 'protected_target', 'user_not_found']
 
 /** The checks every account action starts with, in order. */
 export function accountChecks ({ needs, refuseDeactivated }: { needs?: SynapseFeature, refuseDeactivated: boolean }): CheckStep[] {

@@ -4,7 +4,7 @@ import { UserParams } from '../schemas.js'
 import type { LookedUpUser } from '../synapse/answers.js'
 import type { SynapseFeature } from '../synapse/version.js'
 import { defineAction, type ActionContext } from './action.js'
-import { AccountBody, accountChecks, stateAlready } from './account-checks.js'
+import { ACCOUNT_PROBLEMS, AccountBody, accountChecks, stateAlready } from './account-checks.js'
 
 /**
  * An account flag the gateway switches on (PUT) or off (DELETE): user.lock / user.unlock,
@@ -28,7 +28,7 @@ export interface AccountSwitch<Name extends string> {
   change: (context: ActionContext, userId: string) => Promise<void>
 }
 
-const SWITCH_PROBLEMS: ProblemCode[] = ['invalid_body', 'invalid_user_id', 'user_not_local', 'reason_required', 'protected_target', 'user_not_found',
+const SWITCH_PROBLEMS: ProblemCode[] = [...ACCOUNT_PROBLEMS,
   'user_deactivated', 'not_supported_by_synapse', 'payload_too_large', 'unsupported_media_type']
 
 export function accountSwitch<const Name extends string> (spec: AccountSwitch<Name>) {

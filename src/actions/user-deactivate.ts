@@ -3,7 +3,7 @@ import { Reason, UserParams } from '../schemas.js'
 import type { LookedUpUser } from '../synapse/answers.js'
 import { ACCOUNT_CALLS, deactivateAnswer } from '../synapse/accounts.js'
 import { defineAction, type ActionContext } from './action.js'
-import { accountChecks } from './account-checks.js'
+import { ACCOUNT_PROBLEMS, accountChecks } from './account-checks.js'
 
 const DeactivateBody = Type.Object({
   erase: Type.Optional(Type.Boolean({ description: 'Also erase the user (GDPR): display name and avatar removed, messages hidden from new joiners (default false).' })),
@@ -31,7 +31,7 @@ export const userDeactivate = defineAction({
     erased: Type.Boolean({ description: 'Whether the user is erased (as far as Synapse reports it).' }),
     changed: Type.Boolean({ description: 'false when the user was already deactivated (and erased, when erasing was asked).' })
   }),
-  problems: ['invalid_body', 'invalid_user_id', 'user_not_local', 'reason_required', 'protected_target', 'user_not_found', 'payload_too_large', 'unsupported_media_type'],
+  problems: [...ACCOUNT_PROBLEMS, 'payload_too_large', 'unsupported_media_type'],
   checks: [
     ...accountChecks({ refuseDeactivated: false }),
     {

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { UserParams } from '../schemas.js'
 import { ACCOUNT_CALLS, deleteDevicesAnswer, deviceIds } from '../synapse/accounts.js'
 import { defineAction } from './action.js'
-import { AccountBody, accountChecks } from './account-checks.js'
+import { ACCOUNT_PROBLEMS, AccountBody, accountChecks } from './account-checks.js'
 
 /** user.logout: every device of the user deleted, which ends their access tokens. */
 export const userLogout = defineAction({
@@ -19,7 +19,7 @@ export const userLogout = defineAction({
     user_id: Type.String(),
     devices_removed: Type.Integer({ minimum: 0, description: 'How many devices (sessions) were deleted; 0 when the user had none.' })
   }),
-  problems: ['invalid_body', 'invalid_user_id', 'user_not_local', 'reason_required', 'protected_target', 'user_not_found', 'payload_too_large', 'unsupported_media_type'],
+  problems: [...ACCOUNT_PROBLEMS, 'payload_too_large', 'unsupported_media_type'],
   checks: [
     ...accountChecks({ refuseDeactivated: false }),
     {

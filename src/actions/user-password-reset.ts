@@ -4,7 +4,7 @@ import { Reason, UserParams } from '../schemas.js'
 import { ACCOUNT_CALLS, namesIssuer, resetPasswordAnswer } from '../synapse/accounts.js'
 import type { TrackedSynapse } from '../synapse/calls.js'
 import { defineAction } from './action.js'
-import { accountChecks } from './account-checks.js'
+import { ACCOUNT_PROBLEMS, accountChecks } from './account-checks.js'
 
 /** No look-alikes (0/O, 1/l/I): a generated password is read out or typed by a person. */
 const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789'
@@ -53,7 +53,7 @@ export const userPasswordReset = defineAction({
     user_id: Type.String(),
     password: Type.Optional(Type.String({ description: 'The generated password, only when none was given; shown once (a replay omits it).' }))
   }),
-  problems: ['invalid_body', 'invalid_user_id', 'user_not_local', 'reason_required', 'protected_target', 'user_not_found', 'user_deactivated',
+  problems: [...ACCOUNT_PROBLEMS, 'user_deactivated',
     'password_rejected', 'delegated_to_mas', 'payload_too_large', 'unsupported_media_type'],
   answeredOnce: ['password'],
   checks: accountChecks({ refuseDeactivated: true }),
