@@ -1,6 +1,6 @@
 /**
  * `npm run docs`: writes docs/actions.md (from the action catalog) and docs/errors.md (from the
- * problem table in src/errors.ts). test/docs-generated.test.ts checks the committed files
+ * problem table in src/errors.ts). test/docs/generated.test.ts checks the committed files
  * against this output, so they cannot drift from the code.
  */
 import { writeFileSync } from 'node:fs'

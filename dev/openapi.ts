@@ -1,6 +1,6 @@
 /**
  * `npm run openapi`: writes openapi.yaml from the route schemas. The committed file is
- * checked against this output by test/openapi.test.ts, so it cannot drift from the code.
+ * checked against this output by test/docs/openapi.test.ts, so it cannot drift from the code.
  */
 import { writeFileSync } from 'node:fs'
 import { buildApp } from '../src/app.js'

@@ -1,5 +1,5 @@
 /**
- * Helpers for the account action tests (test/actions-user-*.test.ts): the gateway in front of the
+ * Helpers for the account action tests (test/accounts/*.test.ts): the gateway in front of the
  * simulated homeserver answering as either Synapse version, with fresh users to act on.
  */
 import { SYNAPSE_VERSIONS, type SynapseVersion } from '../../dev/homeserver/versions.js'

@@ -68,7 +68,7 @@ export interface VerifyRun { code: number | null, stdout: string, stderr: string
 
 /**
  * The verifier `npm run audit:verify -- …` runs (src/audit/verify-cli.ts), as a real child
- * process; audit-verify.test.ts runs it once through npm itself.
+ * process; test/audit/verify.test.ts runs it once through npm itself.
  */
 export async function verifyCli (args: string[], env: Record<string, string> = {}): Promise<VerifyRun> {
   const out = await runScript('src/audit/verify-cli.ts', args, env)
