@@ -22,6 +22,7 @@ import { startupSummary } from './startup-summary.js'
 import openapi from './routes/docs.js'
 import { healthRoutes } from './routes/health.js'
 import { meRoute } from './routes/me.js'
+import { sharedSchemaCompilers } from './schema-compilers.js'
 import { AJV_OPTIONS } from './schemas.js'
 import { implicitPolicy, loadPolicyFile, type Policy } from './policy/index.js'
 import type { TrackedSynapse } from './synapse/calls.js'
@@ -95,6 +96,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     return503OnClosing: false,
     clientErrorHandler: answerClientError,
     ajv: { customOptions: AJV_OPTIONS },
+    schemaController: { compilersFactory: sharedSchemaCompilers },
     frameworkErrors: (error, request, reply) => {
       // URLs too broken to route still count as attempts when they aim at an action route, named by the route when one matches.
       if (request.url.startsWith('/v1/rooms/') || request.url.startsWith('/v1/users/')) {
