@@ -69,6 +69,8 @@ export interface BuildOptions {
   clientTimeouts?: { requestMs?: number, headersMs?: number, checkEveryMs?: number }
   /** The clock approvals expire by (ms since the epoch; default Date.now) and how often the expiry sweep runs (default 60 000 ms); tests move them. */
   approvals?: { now?: () => number, sweepMs?: number }
+  /** The clock idempotency records kept in memory expire by (ms; default performance.now); tests move it. */
+  idempotencyClock?: () => number
   /**
    * Ask Synapse its version once listening, without waiting for the answer (src/server.ts does);
    * otherwise /readyz and the first action that needs it read it.
@@ -196,6 +198,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     redisUrl: config.redisUrl,
     idempotencyTtlS: config.idempotencyTtlS,
     idempotencyMaxBytes: config.idempotencyMaxBytes,
+    ...(options.idempotencyClock === undefined ? {} : { memoryClock: options.idempotencyClock }),
     // A replica that died mid-request must not hold the key for ever: the request's whole budget (a deactivation's, the longest) and a margin.
     inFlightTtlS: Math.ceil((Math.max(config.synapse.timeoutMs, config.synapse.deactivateTimeoutMs) + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger

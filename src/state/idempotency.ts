@@ -109,6 +109,8 @@ export interface MemoryStoreOptions extends StoreTimes {
   maxEntries?: number
   /** Bytes kept at most (keys, fingerprints, answers); above it the oldest records are dropped (default 64 MiB). */
   maxBytes?: number
+  /** The clock records expire by, in milliseconds (default performance.now); tests move it. */
+  now?: () => number
 }
 
 /**
@@ -121,7 +123,7 @@ export function createMemoryIdempotencyStore (options: MemoryStoreOptions): Idem
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES
   const records = new Map<string, MemoryRecord>()
   let totalBytes = 0
-  const now = (): number => performance.now()
+  const now = options.now ?? ((): number => performance.now())
 
   function drop (id: string): void {
     const record = records.get(id)

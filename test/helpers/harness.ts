@@ -51,6 +51,8 @@ export interface HarnessOptions {
   approvals?: BuildOptions['approvals']
   /** How long room facts and resolved aliases are reused (src/app.ts BuildOptions). */
   roomFacts?: BuildOptions['roomFacts']
+  /** The clock idempotency records kept in memory expire by (src/app.ts BuildOptions). */
+  idempotencyClock?: BuildOptions['idempotencyClock']
 }
 
 export class LogCapture extends Writable {
@@ -80,7 +82,7 @@ export async function startHarness (t: Tap, options: HarnessOptions = {}): Promi
     ...options.env
   }
   const logs = new LogCapture()
-  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker, clientTimeouts: options.clientTimeouts, approvals: options.approvals, roomFacts: options.roomFacts })
+  const app = await buildApp(loadConfig(env), { logDestination: logs, jwksTiming: options.jwksTiming, synapseBreaker: options.synapseBreaker, clientTimeouts: options.clientTimeouts, approvals: options.approvals, roomFacts: options.roomFacts, idempotencyClock: options.idempotencyClock })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   t.after(async () => {
     await app.close()
