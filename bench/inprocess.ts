@@ -47,7 +47,9 @@ const answers: Array<{ method: 'GET' | 'POST', path: string, answer: { status: n
   { method: 'POST', path: `/_synapse/admin/v1/join/${enc(room)}`, answer: await answerOf('POST', `/_synapse/admin/v1/join/${enc(room)}`, { user_id: user }) },
   { method: 'GET', path: `/_synapse/admin/v1/rooms/${enc(room)}`, answer: await answerOf('GET', `/_synapse/admin/v1/rooms/${enc(room)}`) },
   { method: 'GET', path: `/_matrix/client/v3/directory/room/${enc('#support:test.local')}`, answer: directory },
-  { method: 'GET', path: `/_synapse/admin/v1/rooms/${enc(spaceId)}/state`, answer: await answerOf('GET', `/_synapse/admin/v1/rooms/${enc(spaceId)}/state`) }
+  { method: 'GET', path: `/_synapse/admin/v1/rooms/${enc(room)}/state?type=m.room.canonical_alias`, answer: await answerOf('GET', `/_synapse/admin/v1/rooms/${enc(room)}/state?type=m.room.canonical_alias`) },
+  // The space's children only, as the gateway asks since Synapse 1.163 filters state by type.
+  { method: 'GET', path: `/_synapse/admin/v1/rooms/${enc(spaceId)}/state?type=m.space.child`, answer: await answerOf('GET', `/_synapse/admin/v1/rooms/${enc(spaceId)}/state?type=m.space.child`) }
 ]
 await homeserver.close()
 
