@@ -6,12 +6,12 @@
  * (membership, member event sender and reason, power levels, whether a new event was sent, devices).
  */
 import { readFileSync } from 'node:fs'
-import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import { SimulatedHomeserver } from '../../dev/homeserver/server.js'
 import type { SimRoom } from '../../dev/homeserver/state.js'
 import { SYNAPSE_VERSIONS } from '../../dev/homeserver/versions.js'
 import { answerAs } from '../fixtures/synapse/versions.js'
+import { sendRecorded } from '../helpers/http.js'
 
 interface Side {
   membership?: string | null
@@ -55,21 +55,6 @@ function normalise (value: unknown): unknown {
 function withFreshExpiry (body: unknown): unknown {
   const expiry = (body as { valid_until_ms?: unknown }).valid_until_ms
   return typeof expiry === 'number' ? { ...body as object, valid_until_ms: Date.now() + 3600_000 } : body
-}
-
-async function send (url: string, method: string, path: string, headers: Record<string, string>, body: string | undefined) {
-  return await new Promise<{ status: number, text: string }>((resolve, reject) => {
-    // Options, not a URL string: a URL would drop a literal '#' as a fragment.
-    const { hostname, port } = new URL(url)
-    const req = httpRequest({ hostname, port, path, method, headers }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { text += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
 }
 
 for (const version of SYNAPSE_VERSIONS) {
@@ -132,7 +117,7 @@ for (const version of SYNAPSE_VERSIONS) {
       const before = room !== undefined && target !== undefined ? observe(room, target) : undefined
 
       const roomKnown = homeserver.state.rooms.has(decodeURIComponent(route.split('/')[5] ?? ''))
-      const answer = await send(url, request.method, path, headers, body)
+      const answer = await sendRecorded(url, request.method, path, headers, body)
       const expected = answerAs(version, request.method, route, response, roomKnown)
       t.equal(answer.status, expected.status, `${label}: status`)
       const actual = JSON.parse(answer.text) as unknown

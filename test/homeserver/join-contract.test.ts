@@ -4,12 +4,12 @@
  * status, errcode, error text, success bodies and the target's membership afterwards.
  */
 import { readFileSync } from 'node:fs'
-import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import { SimulatedHomeserver } from '../../dev/homeserver/server.js'
 import { RECORDED_ROOMS, type Membership } from '../../dev/homeserver/state.js'
 import { SYNAPSE_VERSIONS } from '../../dev/homeserver/versions.js'
 import { answerAs } from '../fixtures/synapse/versions.js'
+import { sendRecorded } from '../helpers/http.js'
 
 interface Recording {
   case: string
@@ -28,21 +28,6 @@ const TOKENS: Record<string, string> = {
 
 /** Endpoints the simulated homeserver implements; the others are only replayed for their effects. */
 const SIMULATED = /^\/_synapse\/admin\/v1\/join\/|^\/_synapse\/admin\/v2\/users\/|^\/_matrix\/client\/v3\/account\/whoami|^\/_matrix\/client\/v3\/directory\/room\/|^\/_synapse\/admin\/v1\/server_version|^\/health$/
-
-async function send (url: string, method: string, path: string, headers: Record<string, string>, body: string | undefined) {
-  return await new Promise<{ status: number, text: string }>((resolve, reject) => {
-    // Options, not a URL string: a URL would drop a literal '#' as a fragment (case c6 sends one).
-    const { hostname, port } = new URL(url)
-    const req = httpRequest({ hostname, port, path, method, headers }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => { text += chunk })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 for (const version of SYNAPSE_VERSIONS) {
   t.test(`the simulated homeserver answers every recorded case as Synapse ${version} does (1.67.0's recording, its differences from 1.163.2's)`, async (t) => {
@@ -87,7 +72,7 @@ for (const version of SYNAPSE_VERSIONS) {
         else if (room !== undefined && before !== null) room.members.set(target, before)
       }
       const headers = Object.fromEntries(Object.entries(request.headers ?? {}).map(([name, value]) => [name, substitute(value)]))
-      const answer = await send(url, request.method, substitute(path), headers, body)
+      const answer = await sendRecorded(url, request.method, substitute(path), headers, body)
       const label = recording.case
       const route = path.split('?', 1)[0] as string
       const recorded = answerAs(version, request.method, route, response as { status: number, body: any }, homeserver.state.rooms.has(decodeURIComponent(route.split('/')[5] ?? '')))
