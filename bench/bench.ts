@@ -143,8 +143,8 @@ const START_FLAGS = ((): string[] => {
   if (match === null) throw new Error(`package.json's start script is not "node [--flag…] dist/server.js": ${start}`)
   return (match[1] as string).split(' ').filter((flag) => flag !== '')
 })()
-const startGateway = async (name: string, synapseUrl: string, overrides: Record<string, string | undefined> = {}, extraArgs: string[] = [], nodeFlags = START_FLAGS) =>
-  await startNode(name, [...extraArgs, ...nodeFlags, 'dist/server.js'], gatewayEnv(synapseUrl, name.replace(/[^a-z0-9]+/gi, '-'), overrides))
+const startGateway = async (name: string, synapseUrl: string, overrides: Record<string, string | undefined> = {}, extraArgs: string[] = []) =>
+  await startNode(name, [...START_FLAGS, ...extraArgs, 'dist/server.js'], gatewayEnv(synapseUrl, name.replace(/[^a-z0-9]+/gi, '-'), overrides))
 async function stop (target: Target): Promise<void> {
   const child = children.find((candidate) => candidate.pid === target.pid)
   if (child === undefined || child.exitCode !== null) return
@@ -344,7 +344,7 @@ try {
     log('throughput: joins at 100 connections')
     // Beside it, the same gateway with a young generation capped (MEMORY_SAVING_FLAGS): what an
     // operator short of memory would save, and what it costs.
-    const capped = await startGateway('gateway, young generation capped', synapseUrl, {}, [], [...START_FLAGS, ...MEMORY_SAVING_FLAGS])
+    const capped = await startGateway('gateway, young generation capped', synapseUrl, {}, MEMORY_SAVING_FLAGS)
     await new Promise((resolve) => setTimeout(resolve, 1000))
     const cappedIdle = round1(rssMiB(capped.pid))
     await expectAnswer(capped, LOADS.join, 200, (body) => body.room_id === room)

@@ -198,7 +198,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}) {
     redisUrl: config.redisUrl,
     idempotencyTtlS: config.idempotencyTtlS,
     idempotencyMaxBytes: config.idempotencyMaxBytes,
-    ...(options.idempotencyClock === undefined ? {} : { memoryClock: options.idempotencyClock }),
+    ...(options.idempotencyClock === undefined ? {} : { idempotencyClock: options.idempotencyClock }),
     // A replica that died mid-request must not hold the key for ever: the request's whole budget (a deactivation's, the longest) and a margin.
     inFlightTtlS: Math.ceil((Math.max(config.synapse.timeoutMs, config.synapse.deactivateTimeoutMs) + config.synapse.queueTimeoutMs) / 1000) + 30,
     log: logger

@@ -16,15 +16,19 @@ const buildValidator = AjvCompiler()
 const selectSerializer = SerializerSelector()
 const serializerPools = new Map<string, WeakMap<object, ReturnType<ReturnType<BuildSerializer>>>>()
 
+function serializerPool (externalSchemas: unknown, options: unknown): WeakMap<object, ReturnType<ReturnType<BuildSerializer>>> {
+  const key = JSON.stringify([externalSchemas, options])
+  let pool = serializerPools.get(key)
+  if (pool === undefined) {
+    pool = new WeakMap()
+    serializerPools.set(key, pool)
+  }
+  return pool
+}
+
 const buildSerializer: BuildSerializer = (externalSchemas, options) => {
   const compile = selectSerializer(externalSchemas, options)
-  const poolKey = JSON.stringify([externalSchemas, options])
-  let compiled = serializerPools.get(poolKey)
-  if (compiled === undefined) {
-    compiled = new WeakMap()
-    serializerPools.set(poolKey, compiled)
-  }
-  const pool = compiled
+  const pool = serializerPool(externalSchemas, options)
   return (route) => {
     const schema = route.schema
     if (typeof schema !== 'object' || schema === null) return compile(route)

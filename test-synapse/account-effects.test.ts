@@ -6,7 +6,7 @@
  * logout_devices, deactivation with erase. Expectations that differ say which versions they apply to.
  */
 import t from 'tap'
-import { canSync, deviceIds, displayName, login, lookupUser, readMessages, registerWithPassword, sendMessage, tokenAccepted } from './helpers/accounts.js'
+import { canSync, deviceIds, displayName, login, lookupUser, readMessages, sendMessage, tokenAccepted } from './helpers/accounts.js'
 import { Matrix } from './helpers/matrix.js'
 import { atLeast, synapseVersion } from './helpers/target.js'
 
@@ -22,7 +22,7 @@ t.test('account actions by their effect on the real Synapse', async (t) => {
   const adminCall = async (method: 'PUT' | 'POST', path: string, body: unknown) => await matrix.call(method, path, { token: admin.token, body })
 
   t.test('lock', async (t) => {
-    const user = await registerWithPassword(matrix, 'locked')
+    const user = await matrix.register('locked')
     const locked = await adminCall('PUT', `/_synapse/admin/v2/users/${enc(user.userId)}`, { locked: true })
     t.equal(locked.status, 200, 'PUT {"locked": true} answers 200 on both versions')
     const loginWhileLocked = await login(matrix, user.userId, user.password)
@@ -43,7 +43,7 @@ t.test('account actions by their effect on the real Synapse', async (t) => {
   })
 
   t.test('suspend', async (t) => {
-    const user = await registerWithPassword(matrix, 'suspended')
+    const user = await matrix.register('suspended')
     const roomId = await matrix.createRoom(admin, { preset: 'public_chat' })
     await matrix.join(user, roomId)
     t.ok((await sendMessage(matrix, admin.token, roomId, 'before')).ok, 'the admin writes to the room')
@@ -66,7 +66,7 @@ t.test('account actions by their effect on the real Synapse', async (t) => {
   })
 
   t.test('delete_devices ends the sessions of those devices only', async (t) => {
-    const user = await registerWithPassword(matrix, 'devices')
+    const user = await matrix.register('devices')
     const second = await login(matrix, user.userId, user.password)
     t.same(await deviceIds(matrix, admin.token, user.userId), [user.deviceId, second.deviceId].sort(), 'two devices after a second login')
     const deleted = await adminCall('POST', `/_synapse/admin/v2/users/${enc(user.userId)}/delete_devices`, { devices: [second.deviceId] })
@@ -81,7 +81,7 @@ t.test('account actions by their effect on the real Synapse', async (t) => {
   })
 
   t.test('reset_password', async (t) => {
-    const user = await registerWithPassword(matrix, 'reset')
+    const user = await matrix.register('reset')
     const kept = await adminCall('POST', `/_synapse/admin/v1/reset_password/${enc(user.userId)}`, { new_password: 'first new password', logout_devices: false })
     t.same({ status: kept.status, json: kept.json }, { status: 200, json: {} }, 'reset answers 200 {}')
     t.ok((await tokenAccepted(matrix, user.token)).ok, 'logout_devices false: the old session goes on')
@@ -98,7 +98,7 @@ t.test('account actions by their effect on the real Synapse', async (t) => {
   })
 
   t.test('deactivate with erase', async (t) => {
-    const user = await registerWithPassword(matrix, 'erased', { displayname: 'Erased Example' })
+    const user = await matrix.register('erased', { displayname: 'Erased Example' })
     t.equal(await displayName(matrix, admin.token, user.userId), 'Erased Example', 'the display name before')
     const deactivated = await adminCall('POST', `/_synapse/admin/v1/deactivate/${enc(user.userId)}`, { erase: true })
     t.same({ status: deactivated.status, json: deactivated.json }, { status: 200, json: { id_server_unbind_result: 'success' } }, 'deactivation answers 200')

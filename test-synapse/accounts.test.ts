@@ -13,10 +13,10 @@
 import { readFileSync } from 'node:fs'
 import t, { type Test as Tap } from 'tap'
 import { parse } from 'yaml'
-import { deviceIds, displayName, login, lookupUser, readMessages, registerWithPassword, sendMessage, tokenAccepted, type AccountUser } from './helpers/accounts.js'
+import { deviceIds, displayName, login, lookupUser, readMessages, sendMessage, tokenAccepted } from './helpers/accounts.js'
 import { ACCOUNT_ACTIONS, accountCall, dryRunThenReal, said, send, sendIdempotent, type AccountCall } from './helpers/account-actions.js'
 import { ALLOW_ALL, startGateway, type Answer, type PolicyRule } from './helpers/gateway.js'
-import { Matrix } from './helpers/matrix.js'
+import { Matrix, type RegisteredUser } from './helpers/matrix.js'
 import { atLeast, synapseVersion } from './helpers/target.js'
 
 const enc = encodeURIComponent
@@ -40,13 +40,13 @@ t.test('account actions through the gateway, by their effect on the real Synapse
   const [gw, otherAdmin, lockee, suspendee, leaver, resetee, erasee, batchReset, batchDeactivate] = await Promise.all([
     matrix.register('acct-gw', { admin: true }),
     matrix.register('acct-admin', { admin: true }),
-    registerWithPassword(matrix, 'acct-lock'),
-    registerWithPassword(matrix, 'acct-suspend'),
-    registerWithPassword(matrix, 'acct-logout'),
-    registerWithPassword(matrix, 'acct-password'),
-    registerWithPassword(matrix, 'acct-erase', { displayname: 'Erased Example' }),
-    registerWithPassword(matrix, 'acct-batch-reset'),
-    registerWithPassword(matrix, 'acct-batch-deactivate', { displayname: 'Kept Example' })
+    matrix.register('acct-lock'),
+    matrix.register('acct-suspend'),
+    matrix.register('acct-logout'),
+    matrix.register('acct-password'),
+    matrix.register('acct-erase', { displayname: 'Erased Example' }),
+    matrix.register('acct-batch-reset'),
+    matrix.register('acct-batch-deactivate', { displayname: 'Kept Example' })
   ])
   const gateway = await startGateway(t, matrix, gw, { policy: ALLOW_ALL })
   const passwordsSet: string[] = []
@@ -60,7 +60,7 @@ t.test('account actions through the gateway, by their effect on the real Synapse
     t.equal(answer.body?.code, 'not_supported_by_synapse', 'not_supported_by_synapse')
     t.match(answer.body?.detail, /1\.\d+/, 'the problem names the Synapse version the action needs')
   }
-  const logsIn = async (t: Tap, user: AccountUser, password = user.password, what = 'the user logs in') => {
+  const logsIn = async (t: Tap, user: RegisteredUser, password = user.password, what = 'the user logs in') => {
     const outcome = await login(matrix, user.userId, password)
     t.ok(outcome.ok, `${what} (HTTP ${outcome.status}${outcome.errcode === undefined ? '' : ` ${outcome.errcode}`})`)
     return outcome

@@ -24,7 +24,7 @@ export interface SharedStateOptions {
   /** How often a connected Redis is asked PING, to notice one that stopped answering (default 1000 ms). */
   heartbeatMs?: number
   /** The clock records kept in memory expire by (Redis expires its own by its clock). */
-  memoryClock?: () => number
+  idempotencyClock?: () => number
 }
 
 /**
@@ -68,7 +68,7 @@ export function redactedUrl (url: string): string {
 export function createSharedState (options: SharedStateOptions): SharedState {
   const times = { ttlS: options.idempotencyTtlS, inFlightTtlS: options.inFlightTtlS, maxBytes: options.idempotencyMaxBytes }
   if (options.redisUrl === undefined) {
-    const idempotency = createMemoryIdempotencyStore({ ...times, ...(options.memoryClock === undefined ? {} : { now: options.memoryClock }) })
+    const idempotency = createMemoryIdempotencyStore({ ...times, ...(options.idempotencyClock === undefined ? {} : { now: options.idempotencyClock }) })
     return {
       redis: undefined,
       idempotency,

@@ -6,16 +6,9 @@
  * session (a new device) when it succeeds.
  */
 import { randomBytes } from 'node:crypto'
-import { registrationMac } from '../../src/bootstrap-admin.js'
-import type { Matrix, MatrixUser } from './matrix.js'
+import type { Matrix } from './matrix.js'
 
 const enc = encodeURIComponent
-
-/** A user with its password, for login checks. */
-export interface AccountUser extends MatrixUser {
-  password: string
-  deviceId: string
-}
 
 /** The outcome of an attempt: `ok`, or the errcode Synapse refused with (e.g. M_USER_LOCKED). */
 export interface Outcome {
@@ -28,24 +21,6 @@ export interface Outcome {
 const outcome = (status: number, json: any): Outcome => status >= 200 && status < 300
   ? { ok: true, status }
   : { ok: false, status, errcode: json?.errcode, error: json?.error }
-
-/** Registers a user whose password the test knows (Matrix.register keeps it to itself). */
-export async function registerWithPassword (matrix: Matrix, name: string, options: { displayname?: string } = {}): Promise<AccountUser> {
-  const username = matrix.local(name)
-  const password = `pw-${randomBytes(12).toString('base64url')}`
-  const { nonce } = await matrix.must('GET', '/_synapse/admin/v1/register')
-  const json = await matrix.must('POST', '/_synapse/admin/v1/register', {
-    body: {
-      nonce,
-      username,
-      password,
-      admin: false,
-      ...(options.displayname === undefined ? {} : { displayname: options.displayname }),
-      mac: registrationMac(matrix.target.sharedSecret, nonce, username, password, false)
-    }
-  })
-  return { userId: json.user_id, token: json.access_token, password, deviceId: json.device_id }
-}
 
 /** Password login (m.login.password): on success the new session's token and device. */
 export async function login (matrix: Matrix, userId: string, password: string): Promise<Outcome & { token?: string, deviceId?: string }> {

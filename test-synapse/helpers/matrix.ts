@@ -14,6 +14,12 @@ export interface MatrixUser {
   token: string
 }
 
+/** A user as registered: also its password (for login checks) and the device its token belongs to. */
+export interface RegisteredUser extends MatrixUser {
+  password: string
+  deviceId: string
+}
+
 export interface CallResult {
   status: number
   json: any
@@ -95,7 +101,7 @@ export class Matrix {
   }
 
   /** Shared-secret registration (HMAC-SHA1 over nonce, user, password, admin flag). */
-  async register (name: string, options: { admin?: boolean, displayname?: string } = {}): Promise<MatrixUser> {
+  async register (name: string, options: { admin?: boolean, displayname?: string } = {}): Promise<RegisteredUser> {
     const admin = options.admin ?? false
     const username = this.local(name)
     const password = randomBytes(18).toString('base64url')
@@ -114,7 +120,7 @@ export class Matrix {
       const hint = registered.status === 403 ? ' (is SYNAPSE_TEST_SHARED_SECRET its registration_shared_secret?)' : ''
       throw new Error(`setup: registering ${username} answered ${registered.status} ${JSON.stringify(registered.json)}${hint}`)
     }
-    return { userId: registered.json.user_id, token: registered.json.access_token }
+    return { userId: registered.json.user_id, token: registered.json.access_token, password, deviceId: registered.json.device_id }
   }
 
   async createRoom (owner: MatrixUser, options: CreateRoomOptions): Promise<string> {
